@@ -1,0 +1,163 @@
+//! [`Error`]: everything that can go wrong, in one enum.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::SessionId;
+
+/// A `Result` whose error defaults to this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, and with which session, path or name.
+///
+/// An operation that fails with an `Error` has changed nothing (the exceptions say so
+/// in their own docs: [`Error::ShutdownTimeout`] and [`Error::StopFromOwnThread`]).
+/// New variants may be added, so a `match` needs a catch-all arm.
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::{Error, Session};
+///
+/// let err = Session::new("/this/path/does/not/exist").unwrap_err();
+/// assert!(matches!(err, Error::InvalidPath { .. }));
+/// assert!(err.to_string().starts_with("invalid project path"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The registry already holds its maximum number of sessions.
+    #[error("session limit reached: at most {max} sessions")]
+    SessionLimitReached {
+        /// The limit in force.
+        max: usize,
+    },
+
+    /// A session with this id is already registered.
+    #[error("session {id} already exists")]
+    SessionExists {
+        /// The id that is taken.
+        id: SessionId,
+    },
+
+    /// Another session already has this project directory.
+    #[error("project {} is already open in session {id}", path.display())]
+    ProjectAlreadyOpen {
+        /// The canonical project path.
+        path: PathBuf,
+        /// The session that has it.
+        id: SessionId,
+    },
+
+    /// No session matches the key.
+    #[error("no session with {key}")]
+    NotFound {
+        /// What was looked for.
+        key: SessionKey,
+    },
+
+    /// A project path that cannot be used: missing, not a directory, not UTF-8, ...
+    #[error("invalid project path {}: {reason}", path.display())]
+    InvalidPath {
+        /// The path as given.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A session name that is empty, too long or holds control characters.
+    #[error("invalid session name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
+    /// Text that is not a session id (a UUID version 4).
+    #[error("invalid session id {input:?}: {reason}")]
+    InvalidId {
+        /// The text as given.
+        input: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The session's `init` step failed or panicked; the session was not started.
+    #[error("session {id} failed to start: {reason}")]
+    StartFailed {
+        /// The session that failed.
+        id: SessionId,
+        /// The error or panic message of `init`.
+        reason: String,
+    },
+
+    /// The operating system refused to create the session's thread.
+    #[error("could not spawn the thread of session {id}: {source}")]
+    Spawn {
+        /// The session that was not started.
+        id: SessionId,
+        /// The error from the operating system.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The session did not end within the shutdown timeout.
+    ///
+    /// Shutdown stays requested, and the session stays registered (its path reserved)
+    /// until its body returns, when it unregisters itself.
+    #[error("session {id} did not stop within {timeout:?}")]
+    ShutdownTimeout {
+        /// The session still running.
+        id: SessionId,
+        /// How long it was waited for.
+        timeout: Duration,
+    },
+
+    /// The supervisor is shutting down (or has shut down) and starts no sessions.
+    #[error("the supervisor is shutting down: no new sessions")]
+    ShuttingDown,
+
+    /// `stop_session` was called on the session's own thread, which cannot wait for
+    /// itself to end.
+    ///
+    /// Shutdown has been requested all the same: the session ends once its body
+    /// returns, and is not restarted.
+    #[error("session {id} cannot wait for its own thread to stop; shutdown was requested")]
+    StopFromOwnThread {
+        /// The session that asked to stop itself.
+        id: SessionId,
+    },
+}
+
+/// What a lookup was looking for: the key of [`Error::NotFound`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionKey {
+    /// A session id.
+    Id(SessionId),
+    /// A project path, as given.
+    Path(PathBuf),
+    /// A session name.
+    Name(String),
+}
+
+impl fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionKey::Id(id) => write!(f, "id {id}"),
+            SessionKey::Path(path) => write!(f, "path {}", path.display()),
+            SessionKey::Name(name) => write!(f, "name {name:?}"),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn not_found(id: &SessionId) -> Error {
+        Error::NotFound {
+            key: SessionKey::Id(*id),
+        }
+    }
+}

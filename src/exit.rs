@@ -1,0 +1,160 @@
+//! How sessions end: [`ExitReason`], [`ExitReport`] and [`ShutdownReport`].
+
+use std::any::Any;
+use std::fmt;
+use std::time::Duration;
+
+use crate::SessionId;
+
+/// Why a session ended.
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::{ExitReason, Session, SessionSupervisor};
+///
+/// let sup = SessionSupervisor::new();
+/// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
+///     ctx.wait_for_shutdown();
+/// })?;
+/// let report = sup.stop_session(handle.id())?;
+/// assert_eq!(report.reason(), &ExitReason::Stopped);
+/// # Ok::<(), session_supervisor::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitReason {
+    /// The body returned by itself and was not restarted.
+    Normal,
+    /// A stop was requested (by `stop_session`, `shutdown` or drop of the supervisor).
+    Stopped,
+    /// The body panicked and was not restarted.
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The body ended more often than the restart intensity allows, and the session
+    /// gave up.
+    RestartLimit {
+        /// How many restarts there were before giving up.
+        restarts: u32,
+        /// The message of the last panic, or `None` if the body last returned normally.
+        last_panic: Option<String>,
+    },
+    /// `init` returned an error on a restart.
+    InitFailed {
+        /// The error `init` returned.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitReason::Normal => f.write_str("returned normally"),
+            ExitReason::Stopped => f.write_str("stopped on request"),
+            ExitReason::Panicked { message } => write!(f, "panicked: {message}"),
+            ExitReason::RestartLimit {
+                restarts,
+                last_panic: Some(message),
+            } => write!(
+                f,
+                "gave up after {restarts} restarts, last panic: {message}"
+            ),
+            ExitReason::RestartLimit { restarts, .. } => {
+                write!(f, "gave up after {restarts} restarts")
+            }
+            ExitReason::InitFailed { reason } => write!(f, "init failed: {reason}"),
+        }
+    }
+}
+
+/// How one session ended: its reason, how often it was restarted and how long it ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitReport {
+    pub(crate) id: SessionId,
+    pub(crate) reason: ExitReason,
+    pub(crate) restarts: u32,
+    pub(crate) run_time: Duration,
+}
+
+impl ExitReport {
+    /// The session that ended.
+    #[must_use]
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// Why it ended.
+    #[must_use]
+    pub fn reason(&self) -> &ExitReason {
+        &self.reason
+    }
+
+    /// How many times the body was restarted.
+    #[must_use]
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// The time from the start of the session thread to its end.
+    #[must_use]
+    pub fn run_time(&self) -> Duration {
+        self.run_time
+    }
+}
+
+/// What [`SessionSupervisor::shutdown`](crate::SessionSupervisor::shutdown) did: how each
+/// session ended, and which did not end within the shutdown timeout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    pub(crate) exited: Vec<ExitReport>,
+    pub(crate) timed_out: Vec<SessionId>,
+}
+
+impl ShutdownReport {
+    /// The sessions that ended, in the order they were joined (newest start first).
+    #[must_use]
+    pub fn exited(&self) -> &[ExitReport] {
+        &self.exited
+    }
+
+    /// The sessions still running when their wait timed out. They were asked to stop,
+    /// stay registered until they do, and then unregister themselves.
+    #[must_use]
+    pub fn timed_out(&self) -> &[SessionId] {
+        &self.timed_out
+    }
+
+    /// Whether every session ended in time.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.timed_out.is_empty()
+    }
+}
+
+/// The message of a panic payload: a `&str` or `String`, else a fixed text.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_message_reads_str_and_string_payloads() {
+        let from_str = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_message(&*from_str), "plain");
+        let from_string = std::panic::catch_unwind(|| panic!("n = {}", 7)).unwrap_err();
+        assert_eq!(panic_message(&*from_string), "n = 7");
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7_u8)).unwrap_err();
+        assert_eq!(panic_message(&*other), "non-string panic payload");
+    }
+}

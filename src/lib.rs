@@ -1,0 +1,145 @@
+//! Long-lived, per-project sessions on plain OS threads, supervised.
+//!
+//! This crate gives a blocking Rust program what an Erlang/OTP application gets from a
+//! `DynamicSupervisor` plus a `Registry`: start and stop *sessions*, each bound to one
+//! project directory and running its body on its own thread; look them up by id, path
+//! or name; restart them when they crash; and never lose track of one. No async
+//! runtime is involved.
+//!
+//! If your program already runs on an async runtime and its sessions mostly wait on
+//! I/O, an async actor crate fits better: tasks are cheaper than threads. This crate is
+//! for sync code, for bodies that block, and for tests that want a real thread.
+//!
+//! # Quick start
+//!
+//! ```
+//! use session_supervisor::{Error, ExitReason, Session, SessionSupervisor};
+//!
+//! let project = std::env::temp_dir();
+//! let sup = SessionSupervisor::new(); // at most 10 sessions, 5 s shutdown timeout
+//!
+//! // A session is metadata (id, name, canonical path) plus a body run on its own thread.
+//! let session = Session::new(&project)?;
+//! let handle = sup.start_session(session, |ctx| {
+//!     // ... do the session's work, then block until asked to stop:
+//!     ctx.wait_for_shutdown();
+//! })?;
+//!
+//! // Look it up by id, by path (any spelling), or by name.
+//! assert_eq!(sup.lookup_by_path(&project)?.id(), handle.id());
+//!
+//! // Stop it: request shutdown, wait for the thread, join it, unregister it.
+//! let report = sup.stop_session(handle.id())?;
+//! assert_eq!(report.reason(), &ExitReason::Stopped);
+//! assert_eq!(sup.count(), 0);
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! # Lifecycle
+//!
+//! 1. [`Session::new`] validates: the path is made canonical and must be an existing
+//!    UTF-8 directory; the name (the directory's name unless given) is trimmed and must
+//!    be 1 to 50 characters without control characters.
+//! 2. [`SessionSupervisor::start_session`] registers the session (the limit, then the
+//!    id, then the path are checked and the entry inserted under one write lock), then
+//!    spawns its thread. The thread runs [`SessionBody::init`]; `start_session` returns
+//!    once `init` finished. If the spawn or `init` fails, the entry is removed before
+//!    the error is returned: nothing is left half-registered.
+//! 3. The body runs. When it returns or panics, its [`RestartPolicy`] decides whether
+//!    it runs again on the same thread, with the same id and entry.
+//! 4. The session ends: its thread unregisters it, records an [`ExitReport`], and wakes
+//!    whoever waits for it. [`SessionSupervisor::stop_session`] asks for that end and
+//!    waits for it (bounded by the shutdown timeout); a body that returns by itself
+//!    gets there too. Dropping the supervisor, or [`SessionSupervisor::shutdown`],
+//!    stops all sessions at once.
+//!
+//! # Limits and duplicates
+//!
+//! ```
+//! use session_supervisor::{stub, Error, Session, SessionSupervisor};
+//!
+//! let dir = std::env::temp_dir();
+//! let sup = SessionSupervisor::builder().max_sessions(1).build();
+//! let first = sup.start_session(Session::new(&dir)?, stub::idle())?;
+//!
+//! let full = sup.start_session(Session::new(&dir)?, stub::idle());
+//! assert!(matches!(full, Err(Error::SessionLimitReached { max: 1 })));
+//!
+//! let other_dir = std::env::temp_dir().join(".");
+//! let same_project = sup.lookup_by_path(&other_dir)?;
+//! assert_eq!(same_project.id(), first.id());
+//!
+//! sup.stop_session(first.id())?;
+//! let again = sup.start_session(Session::new(&other_dir)?, stub::idle())?;
+//! assert!(sup.session_running(again.id()));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! # Crashes and restarts
+//!
+//! A panicking body never affects the caller, the supervisor or other sessions. With
+//! the default [`Restart::Transient`] policy it is run again, at most 3 times in 5
+//! seconds; one more crash inside that window and the session gives up with
+//! [`ExitReason::RestartLimit`]. See [`RestartPolicy`] and
+//! [`SessionSupervisor::start_session_with_policy`].
+//!
+//! The standard panic hook still prints each panic once on stderr; the crate logs the
+//! restart (warn) or the end (warn or error) through the `log` crate.
+//!
+//! # Testing with stub bodies
+//!
+//! [`stub`] has ready bodies: [`stub::idle`], [`stub::returns`], [`stub::panics`],
+//! [`stub::reports`] (tells a channel each time it runs) and [`stub::gated`] (ignores
+//! stop requests until released). Wait on channels or on
+//! [`SessionHandle::wait_timeout`], never on sleeps.
+//!
+//! # Locking
+//!
+//! One `parking_lot::RwLock` guards the registry: both maps (id to entry, path to id)
+//! and the admission flag. It is held only for map work: never across a thread spawn, a
+//! join, a channel send that can block, filesystem access, or user code. A stop takes
+//! what it needs under the lock, releases it, signals the session, waits for the thread
+//! and joins it; the thread removes its own entry. So a body may call back into its
+//! supervisor (look up, start or stop other sessions) without deadlock.
+//!
+//! Calling [`SessionSupervisor::stop_session`] from a session's own body cannot wait for
+//! that thread: it requests the stop and returns [`Error::StopFromOwnThread`]. Dropping
+//! the last owner of a supervisor on one of its session threads stops the others and
+//! leaves that thread to finish on its own.
+//!
+//! # Errors
+//!
+//! Every fallible call returns [`Error`], one `#[non_exhaustive]` enum whose variants
+//! carry the id, path or name concerned. A failed call changes nothing.
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod builder;
+mod error;
+mod exit;
+mod handle;
+mod id;
+mod policy;
+mod registry;
+mod runtime;
+mod session;
+pub mod stub;
+mod supervise;
+mod supervisor;
+
+pub use crate::body::{body_fn, Control, InitError, SessionBody, SessionContext};
+pub use crate::builder::{SupervisorBuilder, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use crate::error::{Error, Result, SessionKey};
+pub use crate::exit::{ExitReason, ExitReport, ShutdownReport};
+pub use crate::handle::SessionHandle;
+pub use crate::id::SessionId;
+pub use crate::policy::{Restart, RestartPolicy};
+pub use crate::registry::{SessionRegistry, DEFAULT_MAX_SESSIONS};
+pub use crate::session::{Session, SessionBuilder, MAX_NAME_CHARS};
+pub use crate::supervisor::SessionSupervisor;
+
+/// The channel crate of [`SessionContext::control`], re-exported so that `select!` and
+/// the channel types match the crate's own version.
+pub use crossbeam_channel;

@@ -1,0 +1,504 @@
+//! [`SessionRegistry`]: the sessions by id and by path, behind one lock.
+//!
+//! The registry knows nothing of threads. The supervisor keeps its per-session
+//! runtime state in the same entries through the private generic [`Registry`], so that
+//! admission and lookups of both happen under one lock; [`SessionRegistry`] is that
+//! table with nothing attached.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
+
+use crate::error::SessionKey;
+use crate::session::canonical_dir;
+use crate::{Error, Result, Session, SessionId};
+
+/// The session limit of [`SessionRegistry::default`] and of a default supervisor.
+pub const DEFAULT_MAX_SESSIONS: usize = 10;
+
+/// A set of sessions, unique by id and by project path, with a size limit.
+///
+/// Lookups by id and by path are O(1) whatever the number of sessions; admission (the
+/// limit, then the id, then the path, then the insert) happens under one write lock, so
+/// it is exact under any number of concurrent callers. Every method takes `&self`: share
+/// a registry between threads with an `Arc`.
+///
+/// A limit of 0 is allowed and admits nothing.
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::{Error, Session, SessionRegistry};
+///
+/// let dir = std::env::temp_dir();
+/// let registry = SessionRegistry::new(10);
+/// let session = registry.register(Session::new(&dir)?)?;
+///
+/// assert_eq!(registry.lookup(session.id())?, session);
+/// assert_eq!(registry.lookup_by_path(&dir)?, session);
+///
+/// // One directory, one session.
+/// let again = registry.register(Session::new(&dir)?);
+/// assert!(matches!(again, Err(Error::ProjectAlreadyOpen { .. })));
+///
+/// assert_eq!(registry.unregister(session.id()), Some(session));
+/// assert_eq!(registry.count(), 0);
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SessionRegistry {
+    table: Registry<()>,
+}
+
+impl SessionRegistry {
+    /// Creates an empty registry that admits at most `max_sessions` sessions.
+    #[must_use]
+    pub fn new(max_sessions: usize) -> SessionRegistry {
+        SessionRegistry {
+            table: Registry::new(max_sessions),
+        }
+    }
+
+    /// The most sessions this registry admits.
+    #[must_use]
+    pub fn max_sessions(&self) -> usize {
+        self.table.max_sessions()
+    }
+
+    /// Adds a session and returns a copy of it.
+    ///
+    /// # Errors
+    ///
+    /// Checked in this order, and nothing is added on error:
+    /// [`Error::SessionLimitReached`], [`Error::SessionExists`] (same id),
+    /// [`Error::ProjectAlreadyOpen`] (same project path).
+    pub fn register(&self, session: Session) -> Result<Session> {
+        self.table.insert(session, ())
+    }
+
+    /// Removes a session and returns it, or `None` if it was not registered.
+    pub fn unregister(&self, id: &SessionId) -> Option<Session> {
+        self.table.remove(id).map(|(session, ())| session)
+    }
+
+    /// The session with this id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this id.
+    pub fn lookup(&self, id: &SessionId) -> Result<Session> {
+        self.table.lookup(id)
+    }
+
+    /// The session whose project is this directory, in any spelling.
+    ///
+    /// The stored canonical path is matched without touching the filesystem; any other
+    /// spelling is resolved first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this directory, or the path cannot be
+    /// resolved.
+    pub fn lookup_by_path(&self, path: impl AsRef<Path>) -> Result<Session> {
+        self.table.lookup_by_path(path.as_ref())
+    }
+
+    /// The oldest session (by `created_at`, then id) with this name.
+    ///
+    /// Names are not unique; this scans all sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this name.
+    pub fn lookup_by_name(&self, name: &str) -> Result<Session> {
+        self.table.lookup_by_name(name)
+    }
+
+    /// Whether a session with this id is registered.
+    #[must_use]
+    pub fn contains(&self, id: &SessionId) -> bool {
+        self.table.contains(id)
+    }
+
+    /// All sessions, oldest first (ties broken by id).
+    #[must_use]
+    pub fn list_all(&self) -> Vec<Session> {
+        self.table.list_all()
+    }
+
+    /// All ids, in the order of [`list_all`](Self::list_all).
+    #[must_use]
+    pub fn list_ids(&self) -> Vec<SessionId> {
+        self.table.list_ids()
+    }
+
+    /// How many sessions are registered.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.table.count()
+    }
+
+    /// Replaces the stored session that has `session`'s id, and returns the new value.
+    ///
+    /// If the project path changed, the path index moves with it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this id; [`Error::ProjectAlreadyOpen`] if
+    /// the new path belongs to another session. Nothing changes on error.
+    pub fn update(&self, session: Session) -> Result<Session> {
+        self.table.update(session)
+    }
+
+    /// Removes every session.
+    pub fn clear(&self) {
+        self.table.clear();
+    }
+}
+
+impl Default for SessionRegistry {
+    /// A registry with the default limit of [`DEFAULT_MAX_SESSIONS`] sessions.
+    fn default() -> SessionRegistry {
+        SessionRegistry::new(DEFAULT_MAX_SESSIONS)
+    }
+}
+
+/// The table behind [`SessionRegistry`], with a value of type `T` attached to each
+/// session (the supervisor attaches the session's runtime state).
+#[derive(Debug)]
+pub(crate) struct Registry<T> {
+    max_sessions: usize,
+    inner: RwLock<Inner<T>>,
+}
+
+/// The state behind the lock: both indexes and the admission flag change together.
+#[derive(Debug)]
+struct Inner<T> {
+    /// Every session, with its attachment.
+    by_id: HashMap<SessionId, Entry<T>>,
+    /// The canonical project path of every session, to its id.
+    by_path: HashMap<PathBuf, SessionId>,
+    /// Set once admission is closed for good (the supervisor is shutting down).
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    session: Session,
+    slot: T,
+}
+
+impl<T> Registry<T> {
+    pub(crate) fn new(max_sessions: usize) -> Registry<T> {
+        Registry {
+            max_sessions,
+            inner: RwLock::new(Inner {
+                by_id: HashMap::new(),
+                by_path: HashMap::new(),
+                closed: false,
+            }),
+        }
+    }
+
+    pub(crate) fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
+    /// Admits a session: limit, id, path, insert, all under one write lock.
+    pub(crate) fn insert(&self, session: Session, slot: T) -> Result<Session> {
+        let mut inner = self.inner.write();
+        if inner.closed {
+            return Err(Error::ShuttingDown);
+        }
+        if inner.by_id.len() >= self.max_sessions {
+            return Err(Error::SessionLimitReached {
+                max: self.max_sessions,
+            });
+        }
+        let id = *session.id();
+        if inner.by_id.contains_key(&id) {
+            return Err(Error::SessionExists { id });
+        }
+        let path = session.project_path();
+        if let Some(owner) = inner.by_path.get(path) {
+            return Err(Error::ProjectAlreadyOpen {
+                path: path.to_path_buf(),
+                id: *owner,
+            });
+        }
+        inner.by_path.insert(path.to_path_buf(), id);
+        let copy = session.clone();
+        inner.by_id.insert(id, Entry { session, slot });
+        Ok(copy)
+    }
+
+    pub(crate) fn remove(&self, id: &SessionId) -> Option<(Session, T)> {
+        self.remove_if(id, |_| true)
+    }
+
+    /// Removes the entry only if its attachment passes `keep_going`: removal by
+    /// incarnation, so a late exit never removes a newer session with the same id.
+    pub(crate) fn remove_if(
+        &self,
+        id: &SessionId,
+        matches: impl FnOnce(&T) -> bool,
+    ) -> Option<(Session, T)> {
+        let mut inner = self.inner.write();
+        if !matches(&inner.by_id.get(id)?.slot) {
+            return None;
+        }
+        let entry = inner.by_id.remove(id)?;
+        inner.by_path.remove(entry.session.project_path());
+        Some((entry.session, entry.slot))
+    }
+
+    pub(crate) fn lookup(&self, id: &SessionId) -> Result<Session> {
+        let inner = self.inner.read();
+        match inner.by_id.get(id) {
+            Some(entry) => Ok(entry.session.clone()),
+            None => Err(Error::not_found(id)),
+        }
+    }
+
+    pub(crate) fn lookup_by_path(&self, path: &Path) -> Result<Session> {
+        if let Some(session) = self.get_by_exact_path(path) {
+            return Ok(session);
+        }
+        // Another spelling: resolve it outside the lock, then try once more.
+        let not_found = || Error::NotFound {
+            key: SessionKey::Path(path.to_path_buf()),
+        };
+        let canonical = canonical_dir(path).map_err(|_| not_found())?;
+        self.get_by_exact_path(&canonical).ok_or_else(not_found)
+    }
+
+    fn get_by_exact_path(&self, path: &Path) -> Option<Session> {
+        let inner = self.inner.read();
+        let id = inner.by_path.get(path)?;
+        Some(inner.by_id[id].session.clone())
+    }
+
+    pub(crate) fn lookup_by_name(&self, name: &str) -> Result<Session> {
+        let inner = self.inner.read();
+        inner
+            .by_id
+            .values()
+            .map(|entry| &entry.session)
+            .filter(|session| session.name() == name)
+            .min_by_key(|session| (session.created_at(), *session.id()))
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                key: SessionKey::Name(name.to_owned()),
+            })
+    }
+
+    pub(crate) fn contains(&self, id: &SessionId) -> bool {
+        self.inner.read().by_id.contains_key(id)
+    }
+
+    pub(crate) fn list_all(&self) -> Vec<Session> {
+        let mut all: Vec<Session> = {
+            let inner = self.inner.read();
+            inner.by_id.values().map(|e| e.session.clone()).collect()
+        };
+        all.sort_by_key(|s| (s.created_at(), *s.id()));
+        all
+    }
+
+    pub(crate) fn list_ids(&self) -> Vec<SessionId> {
+        self.list_all().iter().map(|s| *s.id()).collect()
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.inner.read().by_id.len()
+    }
+
+    pub(crate) fn update(&self, session: Session) -> Result<Session> {
+        self.modify(&session.id().clone(), |stored| {
+            *stored = session;
+            Ok(())
+        })
+    }
+
+    /// Changes the stored session in place with `change`, keeping the path index right.
+    /// If `change` fails, or the new path is taken, nothing changes.
+    pub(crate) fn modify(
+        &self,
+        id: &SessionId,
+        change: impl FnOnce(&mut Session) -> Result<()>,
+    ) -> Result<Session> {
+        let mut guard = self.inner.write();
+        let inner = &mut *guard;
+        let entry = inner
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found(id))?;
+        let mut changed = entry.session.clone();
+        change(&mut changed)?;
+        let old_path = entry.session.project_path();
+        if changed.project_path() != old_path {
+            if let Some(owner) = inner.by_path.get(changed.project_path()) {
+                return Err(Error::ProjectAlreadyOpen {
+                    path: changed.project_path().to_path_buf(),
+                    id: *owner,
+                });
+            }
+            inner.by_path.remove(old_path);
+            inner
+                .by_path
+                .insert(changed.project_path().to_path_buf(), *id);
+        }
+        entry.session = changed.clone();
+        Ok(changed)
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut inner = self.inner.write();
+        inner.by_id.clear();
+        inner.by_path.clear();
+    }
+}
+
+impl<T: Clone> Registry<T> {
+    /// The attachment of one session.
+    pub(crate) fn slot(&self, id: &SessionId) -> Option<T> {
+        self.inner.read().by_id.get(id).map(|e| e.slot.clone())
+    }
+
+    /// Every attachment, in no particular order.
+    pub(crate) fn slots(&self) -> Vec<T> {
+        let inner = self.inner.read();
+        inner.by_id.values().map(|e| e.slot.clone()).collect()
+    }
+
+    /// Closes admission for good and returns every attachment: from now on `insert`
+    /// fails with [`Error::ShuttingDown`]. Entries stay until they are removed.
+    pub(crate) fn close(&self) -> Vec<T> {
+        let mut inner = self.inner.write();
+        inner.closed = true;
+        inner.by_id.values().map(|e| e.slot.clone()).collect()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.read().closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fresh directories, one per call, removed when the value drops.
+    struct Dirs(Vec<PathBuf>);
+
+    impl Dirs {
+        fn new(n: usize) -> Dirs {
+            let base = std::env::temp_dir().join(format!("registry-unit-{}", SessionId::new()));
+            let dirs = (0..n).map(|i| base.join(i.to_string())).collect::<Vec<_>>();
+            for dir in &dirs {
+                std::fs::create_dir_all(dir).unwrap();
+            }
+            Dirs(dirs)
+        }
+
+        fn session(&self, i: usize) -> Session {
+            Session::new(&self.0[i]).unwrap()
+        }
+    }
+
+    impl Drop for Dirs {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0[0].parent().unwrap());
+        }
+    }
+
+    fn assert_consistent<T>(registry: &Registry<T>) {
+        let inner = registry.inner.read();
+        assert_eq!(inner.by_id.len(), inner.by_path.len());
+        for (path, id) in &inner.by_path {
+            assert_eq!(inner.by_id[id].session.project_path(), path);
+        }
+    }
+
+    #[test]
+    fn limit_is_checked_before_duplicates() {
+        let dirs = Dirs::new(2);
+        let registry = SessionRegistry::new(1);
+        let first = registry.register(dirs.session(0)).unwrap();
+        // Same id and same path, but the limit is reported first.
+        let err = registry.register(first.clone()).unwrap_err();
+        assert!(matches!(err, Error::SessionLimitReached { max: 1 }));
+    }
+
+    #[test]
+    fn duplicate_id_is_checked_before_duplicate_path() {
+        let dirs = Dirs::new(1);
+        let registry = SessionRegistry::new(5);
+        let first = registry.register(dirs.session(0)).unwrap();
+        let err = registry.register(first.clone()).unwrap_err();
+        assert!(matches!(err, Error::SessionExists { id } if id == *first.id()));
+        assert_eq!(registry.count(), 1);
+    }
+
+    #[test]
+    fn zero_limit_admits_nothing() {
+        let dirs = Dirs::new(1);
+        let registry = SessionRegistry::new(0);
+        let err = registry.register(dirs.session(0)).unwrap_err();
+        assert!(matches!(err, Error::SessionLimitReached { max: 0 }));
+    }
+
+    #[test]
+    fn update_moves_the_path_index() {
+        let dirs = Dirs::new(3);
+        let registry = SessionRegistry::new(5);
+        let a = registry.register(dirs.session(0)).unwrap();
+        let b = registry.register(dirs.session(1)).unwrap();
+        let moved = Session::builder(&dirs.0[2]).id(*a.id()).build().unwrap();
+        registry.update(moved.clone()).unwrap();
+        assert_eq!(registry.lookup_by_path(&dirs.0[2]).unwrap(), moved);
+        assert!(registry.lookup_by_path(&dirs.0[0]).is_err());
+        // Moving onto b's directory is refused and changes nothing.
+        let clash = Session::builder(&dirs.0[1]).id(*a.id()).build().unwrap();
+        let err = registry.update(clash).unwrap_err();
+        assert!(matches!(err, Error::ProjectAlreadyOpen { id, .. } if id == *b.id()));
+        assert_eq!(registry.lookup(a.id()).unwrap(), moved);
+        assert_consistent(&registry.table);
+    }
+
+    #[test]
+    fn remove_if_spares_another_incarnation() {
+        let dirs = Dirs::new(1);
+        let registry: Registry<u32> = Registry::new(5);
+        let s = registry.insert(dirs.session(0), 2).unwrap();
+        assert!(registry.remove_if(s.id(), |n| *n == 1).is_none());
+        assert!(registry.contains(s.id()));
+        assert!(registry.remove_if(s.id(), |n| *n == 2).is_some());
+        assert_consistent(&registry);
+    }
+
+    #[test]
+    fn close_refuses_new_entries_and_keeps_old_ones() {
+        let dirs = Dirs::new(2);
+        let registry: Registry<u32> = Registry::new(5);
+        registry.insert(dirs.session(0), 7).unwrap();
+        assert_eq!(registry.close(), vec![7]);
+        let err = registry.insert(dirs.session(1), 8).unwrap_err();
+        assert!(matches!(err, Error::ShuttingDown));
+        assert_eq!(registry.count(), 1);
+    }
+
+    #[test]
+    fn clear_empties_both_indexes() {
+        let dirs = Dirs::new(2);
+        let registry = SessionRegistry::new(5);
+        registry.register(dirs.session(0)).unwrap();
+        registry.register(dirs.session(1)).unwrap();
+        registry.clear();
+        assert_eq!(registry.count(), 0);
+        assert!(registry.lookup_by_path(&dirs.0[0]).is_err());
+        registry.register(dirs.session(0)).unwrap();
+        assert_consistent(&registry.table);
+    }
+}

@@ -1,0 +1,173 @@
+//! The state one session's thread shares with its handles and its supervisor.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+
+use crate::body::Control;
+use crate::{ExitReason, ExitReport, SessionId};
+
+/// Nothing is ever sent on the done channel: its sender is dropped when the session
+/// thread finishes, which wakes every waiter at once.
+pub(crate) enum Never {}
+
+/// One incarnation of a session: compared by address, so a late exit of an old thread
+/// never touches a newer session that reuses the id.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    id: SessionId,
+    /// Start order within the supervisor; shutdown joins the newest first.
+    seq: u64,
+    control: Sender<Control>,
+    shutdown: AtomicBool,
+    thread_id: OnceLock<ThreadId>,
+    /// The right to join: taken by exactly one of a stopper or the reaper.
+    join: Mutex<JoinState>,
+    done: Receiver<Never>,
+    exit: Mutex<Option<ExitReport>>,
+}
+
+impl std::fmt::Debug for Never {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {}
+    }
+}
+
+/// Who may join the thread. `Spawning` until `start_session` stores the handle, so a
+/// reaper that comes early knows to come back rather than forget the thread.
+#[derive(Debug)]
+enum JoinState {
+    Spawning,
+    Running(JoinHandle<()>),
+    Joined,
+}
+
+/// What the session thread holds; dropping it marks the session as finished.
+pub(crate) struct DoneGuard(#[allow(dead_code)] Sender<Never>);
+
+/// How a bounded wait for a session's end turned out.
+pub(crate) enum Ended {
+    Yes,
+    TimedOut,
+}
+
+impl Runtime {
+    pub(crate) fn new(id: SessionId, seq: u64, control: Sender<Control>) -> (Runtime, DoneGuard) {
+        let (done_tx, done) = crossbeam_channel::bounded(0);
+        let runtime = Runtime {
+            id,
+            seq,
+            control,
+            shutdown: AtomicBool::new(false),
+            thread_id: OnceLock::new(),
+            join: Mutex::new(JoinState::Spawning),
+            done,
+            exit: Mutex::new(None),
+        };
+        (runtime, DoneGuard(done_tx))
+    }
+
+    pub(crate) fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Sets the stop flag and wakes the body; idempotent, never blocks.
+    pub(crate) fn request_shutdown(&self) {
+        if !self.shutdown.swap(true, Ordering::AcqRel) {
+            // The channel is unbounded; a body that already ended simply never reads it.
+            let _ = self.control.send(Control::Shutdown);
+        }
+    }
+
+    pub(crate) fn shutdown_requested(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Records the session thread; called first thing on that thread.
+    pub(crate) fn set_thread(&self) {
+        let _ = self.thread_id.set(std::thread::current().id());
+    }
+
+    pub(crate) fn is_current_thread(&self) -> bool {
+        self.thread_id.get() == Some(&std::thread::current().id())
+    }
+
+    pub(crate) fn set_join_handle(&self, handle: JoinHandle<()>) {
+        *self.join.lock() = JoinState::Running(handle);
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(
+            self.done.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+    }
+
+    /// Waits until the session thread has finished its work, or `timeout` passes.
+    pub(crate) fn wait(&self, timeout: Duration) -> Ended {
+        match self.done.recv_timeout(timeout) {
+            Ok(never) => match never {},
+            Err(RecvTimeoutError::Disconnected) => Ended::Yes,
+            Err(RecvTimeoutError::Timeout) => Ended::TimedOut,
+        }
+    }
+
+    /// Joins the thread if nobody has yet. Call only once the thread finished its work
+    /// (after [`wait`](Self::wait) said so): the join then only waits for the thread's
+    /// last instructions.
+    pub(crate) fn join(&self) {
+        let taken = std::mem::replace(&mut *self.join.lock(), JoinState::Joined);
+        match taken {
+            // The thread catches every panic of the body, so it cannot end in one.
+            JoinState::Running(handle) => drop(handle.join()),
+            // Not stored yet: leave it for whoever stores it to hand to the reaper.
+            JoinState::Spawning => *self.join.lock() = JoinState::Spawning,
+            JoinState::Joined => {}
+        }
+    }
+
+    /// Joins the thread if it has already exited, without blocking; returns whether
+    /// nothing is left to join.
+    pub(crate) fn try_join(&self) -> bool {
+        let mut state = self.join.lock();
+        match &*state {
+            JoinState::Running(handle) if handle.is_finished() => {
+                let JoinState::Running(handle) = std::mem::replace(&mut *state, JoinState::Joined)
+                else {
+                    unreachable!("matched Running above")
+                };
+                drop(state);
+                drop(handle.join());
+                true
+            }
+            JoinState::Joined => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn set_exit(&self, report: ExitReport) {
+        *self.exit.lock() = Some(report);
+    }
+
+    /// How the session ended. Call only once [`wait`](Self::wait) said it did.
+    pub(crate) fn exit_report(&self) -> ExitReport {
+        self.exit.lock().clone().unwrap_or_else(|| ExitReport {
+            // Only if the crate's own code panicked on the session thread before the
+            // report was made.
+            id: self.id,
+            reason: ExitReason::Panicked {
+                message: "the session thread ended without a report".into(),
+            },
+            restarts: 0,
+            run_time: Duration::ZERO,
+        })
+    }
+}

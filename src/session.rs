@@ -1,0 +1,319 @@
+//! [`Session`] and [`SessionBuilder`]: metadata and its validation, nothing else.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::{Error, Result, SessionId};
+
+/// The longest session name accepted, in characters (not bytes).
+pub const MAX_NAME_CHARS: usize = 50;
+
+/// The metadata of one session: id, name, project directory and times.
+///
+/// A `Session` is a plain value, valid by construction: its project path is canonical
+/// (absolute, symlinks and `..` resolved), exists, is a directory and is UTF-8; its name
+/// is trimmed, non-empty, at most [`MAX_NAME_CHARS`] characters, without control
+/// characters. Registries and supervisors hand out copies of it.
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::Session;
+///
+/// let dir = std::env::temp_dir();
+/// let session = Session::new(&dir).unwrap();
+/// assert_eq!(session.project_path(), dir.canonicalize().unwrap());
+/// assert_eq!(session.created_at(), session.updated_at());
+///
+/// let named = Session::builder(&dir).name("  scratch ").build().unwrap();
+/// assert_eq!(named.name(), "scratch");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    id: SessionId,
+    name: String,
+    project_path: PathBuf,
+    created_at: SystemTime,
+    updated_at: SystemTime,
+}
+
+impl Session {
+    /// Creates a session for a project directory, with a new id and the directory's
+    /// name as its name.
+    ///
+    /// A default name longer than [`MAX_NAME_CHARS`] is cut to that length.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPath`] if the path is empty, does not exist, is not a directory,
+    /// cannot be resolved or is not UTF-8; [`Error::InvalidName`] if the directory's name
+    /// holds control characters.
+    pub fn new(project_path: impl AsRef<Path>) -> Result<Session> {
+        Session::builder(project_path).build()
+    }
+
+    /// Starts a [`SessionBuilder`] to set the name or the id.
+    pub fn builder(project_path: impl AsRef<Path>) -> SessionBuilder {
+        SessionBuilder {
+            project_path: project_path.as_ref().to_path_buf(),
+            name: None,
+            id: None,
+        }
+    }
+
+    /// The session's id.
+    #[must_use]
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The session's name. Names need not be unique.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The canonical project directory.
+    #[must_use]
+    pub fn project_path(&self) -> &Path {
+        &self.project_path
+    }
+
+    /// When the session was created.
+    #[must_use]
+    pub fn created_at(&self) -> SystemTime {
+        self.created_at
+    }
+
+    /// When the session's metadata last changed; never before [`created_at`](Self::created_at).
+    #[must_use]
+    pub fn updated_at(&self) -> SystemTime {
+        self.updated_at
+    }
+
+    /// Renames the session and moves [`updated_at`](Self::updated_at) forward.
+    ///
+    /// The name is trimmed first. `updated_at` always moves forward, even if the wall
+    /// clock reads the same or an earlier time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] if the name is empty after trimming, longer than
+    /// [`MAX_NAME_CHARS`] characters or holds control characters; the session is then
+    /// unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::Session;
+    ///
+    /// let mut session = Session::new(std::env::temp_dir()).unwrap();
+    /// let before = session.updated_at();
+    /// session.rename("notes").unwrap();
+    /// assert_eq!(session.name(), "notes");
+    /// assert!(session.updated_at() > before);
+    /// assert!(session.rename("   ").is_err());
+    /// assert_eq!(session.name(), "notes");
+    /// ```
+    pub fn rename(&mut self, name: impl Into<String>) -> Result<()> {
+        self.name = validate_name(name.into())?;
+        self.touch();
+        Ok(())
+    }
+
+    fn touch(&mut self) {
+        let now = SystemTime::now();
+        let next = self.updated_at + Duration::from_nanos(1);
+        self.updated_at = now.max(next);
+    }
+}
+
+/// Builds a [`Session`] with a chosen name or id.
+///
+/// This struct is created by [`Session::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::{Session, SessionId};
+///
+/// let id = SessionId::new();
+/// let session = Session::builder(std::env::temp_dir())
+///     .name("tmp")
+///     .id(id)
+///     .build()
+///     .unwrap();
+/// assert_eq!(session.id(), &id);
+/// assert_eq!(session.name(), "tmp");
+/// ```
+#[derive(Debug)]
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct SessionBuilder {
+    project_path: PathBuf,
+    name: Option<String>,
+    id: Option<SessionId>,
+}
+
+impl SessionBuilder {
+    /// Sets the name instead of the directory's name.
+    pub fn name(mut self, name: impl Into<String>) -> SessionBuilder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the id instead of a new random one, e.g. to restore a saved session.
+    pub fn id(mut self, id: SessionId) -> SessionBuilder {
+        self.id = Some(id);
+        self
+    }
+
+    /// Validates and builds the session.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPath`] or [`Error::InvalidName`], as for [`Session::new`].
+    pub fn build(self) -> Result<Session> {
+        let project_path = canonical_dir(&self.project_path)?;
+        let name = match self.name {
+            Some(name) => validate_name(name)?,
+            None => validate_name(default_name(&project_path))?,
+        };
+        let now = SystemTime::now();
+        Ok(Session {
+            id: self.id.unwrap_or_default(),
+            name,
+            project_path,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+/// Resolves `path` to a canonical, existing, UTF-8 directory.
+pub(crate) fn canonical_dir(path: &Path) -> Result<PathBuf> {
+    let invalid = |reason: String| Error::InvalidPath {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.as_os_str().is_empty() {
+        return Err(invalid("the path is empty".into()));
+    }
+    let canonical = std::fs::canonicalize(path).map_err(|e| invalid(io_reason(&e)))?;
+    if !canonical.is_dir() {
+        return Err(invalid("not a directory".into()));
+    }
+    if canonical.to_str().is_none() {
+        return Err(invalid("the path is not valid UTF-8".into()));
+    }
+    Ok(canonical)
+}
+
+fn io_reason(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::NotFound => "does not exist".into(),
+        _ => format!("cannot be resolved: {err}"),
+    }
+}
+
+/// The directory's own name, cut to [`MAX_NAME_CHARS`]; `/` for the root.
+fn default_name(canonical: &Path) -> String {
+    let name = canonical
+        .file_name()
+        .map_or_else(|| canonical.to_string_lossy(), |n| n.to_string_lossy());
+    name.trim().chars().take(MAX_NAME_CHARS).collect()
+}
+
+/// Trims and checks a name.
+pub(crate) fn validate_name(name: String) -> Result<String> {
+    let trimmed = name.trim();
+    let reason = if trimmed.is_empty() {
+        "empty"
+    } else if trimmed.chars().count() > MAX_NAME_CHARS {
+        "longer than 50 characters"
+    } else if trimmed.chars().any(char::is_control) {
+        "contains control characters"
+    } else {
+        return Ok(trimmed.to_owned());
+    };
+    Err(Error::InvalidName { name, reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp() -> PathBuf {
+        std::env::temp_dir()
+    }
+
+    #[test]
+    fn default_name_is_the_folder_name() {
+        let dir = temp().canonicalize().unwrap();
+        let session = Session::new(&dir).unwrap();
+        assert_eq!(session.name(), dir.file_name().unwrap().to_str().unwrap());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_counted_in_characters() {
+        let fifty_wide = "é".repeat(50);
+        assert_eq!(
+            validate_name(format!(" {fifty_wide} ")).unwrap(),
+            fifty_wide
+        );
+        let err = validate_name("é".repeat(51)).unwrap_err();
+        assert!(matches!(err, Error::InvalidName { reason, .. } if reason.contains("50")));
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_reason() {
+        for (name, reason) in [
+            ("", "empty"),
+            ("  \t ", "empty"),
+            ("a\nb", "contains control characters"),
+            ("a\0b", "contains control characters"),
+        ] {
+            match validate_name(name.to_owned()) {
+                Err(Error::InvalidName { name: n, reason: r }) => {
+                    assert_eq!(n, name);
+                    assert_eq!(r, reason);
+                }
+                other => panic!("{name:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn path_is_made_canonical() {
+        let dir = temp().canonicalize().unwrap();
+        let spelled = dir.join(".").join("..").join(dir.file_name().unwrap());
+        let session = Session::new(&spelled).unwrap();
+        assert_eq!(session.project_path(), dir);
+    }
+
+    #[test]
+    fn empty_path_is_invalid() {
+        let err = Session::new("").unwrap_err();
+        assert!(matches!(err, Error::InvalidPath { reason, .. } if reason.contains("empty")));
+    }
+
+    #[test]
+    fn rename_failure_changes_nothing() {
+        let mut session = Session::new(temp()).unwrap();
+        let before = session.clone();
+        assert!(session.rename("x".repeat(51)).is_err());
+        assert_eq!(session, before);
+    }
+
+    #[test]
+    fn updated_at_moves_forward_on_every_rename() {
+        let mut session = Session::new(temp()).unwrap();
+        let mut last = session.updated_at();
+        for i in 0..100 {
+            session.rename(format!("n{i}")).unwrap();
+            assert!(session.updated_at() > last);
+            last = session.updated_at();
+        }
+        assert!(session.created_at() < session.updated_at());
+    }
+}

@@ -1,0 +1,545 @@
+//! [`SessionSupervisor`]: starts, stops and supervises sessions; joins the registry and
+//! the session threads, and does nothing else.
+
+use std::cmp::Reverse;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::body::SessionContext;
+use crate::registry::Registry;
+use crate::runtime::{DoneGuard, Ended, Runtime};
+use crate::supervise::{supervise, Outcome, Started};
+use crate::{
+    Error, ExitReason, ExitReport, RestartPolicy, Result, Session, SessionBody, SessionHandle,
+    SessionId, ShutdownReport, SupervisorBuilder,
+};
+
+/// Starts sessions on their own threads, tracks them in a registry, restarts them when
+/// they crash and stops them on request, on drop or on [`shutdown`](Self::shutdown).
+///
+/// Every method takes `&self`; share a supervisor between threads (or with the bodies
+/// it runs) through an `Arc`. See the [crate docs](crate) for the lifecycle and the
+/// locking rules.
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::{Error, Session, SessionSupervisor};
+///
+/// let dir = std::env::temp_dir();
+/// let sup = SessionSupervisor::new();
+/// let handle = sup.start_session(Session::new(&dir)?, |ctx| ctx.wait_for_shutdown())?;
+///
+/// assert!(sup.session_running(handle.id()));
+/// assert_eq!(sup.lookup_by_path(&dir)?.id(), handle.id());
+///
+/// sup.stop_session(handle.id())?;
+/// assert!(!sup.session_running(handle.id()));
+/// assert!(matches!(sup.stop_session(handle.id()), Err(Error::NotFound { .. })));
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SessionSupervisor {
+    shared: Arc<Shared>,
+}
+
+/// What the supervisor shares with its session threads.
+#[derive(Debug)]
+struct Shared {
+    registry: Registry<Arc<Runtime>>,
+    /// Sessions whose threads ended and may still need a join.
+    ended: Mutex<Vec<Arc<Runtime>>>,
+    next_seq: AtomicU64,
+    shutdown_timeout: Duration,
+    stack_size: Option<usize>,
+    policy: RestartPolicy,
+}
+
+impl SessionSupervisor {
+    /// A supervisor with the defaults: 10 sessions, a 5 s shutdown timeout, transient
+    /// restarts (3 in 5 s).
+    #[must_use]
+    pub fn new() -> SessionSupervisor {
+        SessionSupervisor::builder().build()
+    }
+
+    /// A [`SupervisorBuilder`] to change the defaults.
+    pub fn builder() -> SupervisorBuilder {
+        SupervisorBuilder::new()
+    }
+
+    pub(crate) fn from_builder(builder: SupervisorBuilder) -> SessionSupervisor {
+        let shared = Shared {
+            registry: Registry::new(builder.max_sessions),
+            ended: Mutex::new(Vec::new()),
+            next_seq: AtomicU64::new(0),
+            shutdown_timeout: builder.shutdown_timeout,
+            stack_size: builder.stack_size,
+            policy: builder.policy,
+        };
+        SessionSupervisor {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Starts a session whose body is a closure, with the supervisor's restart policy.
+    ///
+    /// The session is registered first (the limit, the id and the path are checked
+    /// atomically), then its thread is spawned, named after the session. This returns
+    /// once the thread runs and the body's `init` finished.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionLimitReached`], [`Error::SessionExists`],
+    /// [`Error::ProjectAlreadyOpen`], [`Error::ShuttingDown`]: nothing was started.
+    /// [`Error::Spawn`] if the thread could not be created and [`Error::StartFailed`]
+    /// if `init` failed or panicked: the session was unregistered before this returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{Error, Session, SessionSupervisor};
+    ///
+    /// let dir = std::env::temp_dir();
+    /// let sup = SessionSupervisor::new();
+    /// let handle = sup.start_session(Session::new(&dir)?, |ctx| ctx.wait_for_shutdown())?;
+    /// // Another spelling of the same directory is the same project.
+    /// let again = sup.start_session(Session::new(dir.join("."))?, |ctx| ctx.wait_for_shutdown());
+    /// assert!(matches!(again, Err(Error::ProjectAlreadyOpen { id, .. }) if id == *handle.id()));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn start_session<F>(&self, session: Session, body: F) -> Result<SessionHandle>
+    where
+        F: FnMut(&SessionContext) + Send + 'static,
+    {
+        self.start_session_with_policy(session, body, self.shared.policy)
+    }
+
+    /// Starts a session with a [`SessionBody`], with the supervisor's restart policy.
+    ///
+    /// # Errors
+    ///
+    /// As for [`start_session`](Self::start_session).
+    pub fn start_session_with<B: SessionBody>(
+        &self,
+        session: Session,
+        body: B,
+    ) -> Result<SessionHandle> {
+        self.start_session_with_policy(session, body, self.shared.policy)
+    }
+
+    /// Starts a session with its own [`RestartPolicy`]. For a closure body, wrap it in
+    /// [`body_fn`](crate::body_fn) so its argument type is inferred.
+    ///
+    /// # Errors
+    ///
+    /// As for [`start_session`](Self::start_session).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_supervisor::{body_fn, ExitReason, Restart, RestartPolicy, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::new();
+    /// let policy = RestartPolicy::new(Restart::Transient).intensity(2, Duration::from_secs(60));
+    /// let body = body_fn(|ctx| panic!("crash number {}", ctx.restarts() + 1));
+    /// let handle = sup.start_session_with_policy(Session::new(std::env::temp_dir())?, body, policy)?;
+    ///
+    /// let report = handle.wait_timeout(Duration::from_secs(5)).expect("gave up");
+    /// assert_eq!(
+    ///     report.reason(),
+    ///     &ExitReason::RestartLimit { restarts: 2, last_panic: Some("crash number 3".into()) }
+    /// );
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn start_session_with_policy<B: SessionBody>(
+        &self,
+        session: Session,
+        body: B,
+        policy: RestartPolicy,
+    ) -> Result<SessionHandle> {
+        self.shared.reap_finished();
+        let id = *session.id();
+        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (runtime, done) = Runtime::new(id, seq, control_tx);
+        let runtime = Arc::new(runtime);
+        let session = self.shared.registry.insert(session, Arc::clone(&runtime))?;
+        let (started_tx, started_rx) = crossbeam_channel::bounded(1);
+        let launch = Launch {
+            shared: Arc::clone(&self.shared),
+            runtime: Arc::clone(&runtime),
+            session: session.clone(),
+            control: control_rx,
+            done,
+            started: started_tx,
+        };
+        let thread = match launch.spawn(body, policy) {
+            Ok(thread) => thread,
+            Err(source) => {
+                self.shared.unregister(&runtime);
+                return Err(Error::Spawn { id, source });
+            }
+        };
+        runtime.set_join_handle(thread);
+        // Woken by the session thread: after init, or after it unregistered on failure.
+        match started_rx.recv() {
+            Ok(Ok(())) => {
+                let path = session.project_path().display();
+                log::info!("session {id} started: {:?} at {path}", session.name());
+                Ok(SessionHandle::new(runtime))
+            }
+            failed => {
+                self.shared.await_exit(&runtime);
+                let reason = failed
+                    .unwrap_or_else(|_| Err("the session thread ended before init".into()))
+                    .unwrap_err();
+                Err(Error::StartFailed { id, reason })
+            }
+        }
+    }
+
+    /// Creates a session for a directory (with the directory's name) and starts it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPath`] or [`Error::InvalidName`] as for [`Session::new`], then
+    /// as for [`start_session`](Self::start_session).
+    pub fn create_session<F>(&self, project_path: impl AsRef<Path>, body: F) -> Result<Session>
+    where
+        F: FnMut(&SessionContext) + Send + 'static,
+    {
+        let session = Session::new(project_path)?;
+        self.start_session(session.clone(), body)?;
+        Ok(session)
+    }
+
+    /// Stops a session: requests shutdown, waits for its thread to end (up to the
+    /// shutdown timeout, woken by the thread, no polling), joins it, and returns how it
+    /// ended. The session is unregistered by then.
+    ///
+    /// Several threads may stop one session at once: one joins, each returns once the
+    /// session ended (or with [`Error::NotFound`] if it was already gone).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotFound`] if no session has this id.
+    /// - [`Error::ShutdownTimeout`] if the body did not return in time. The session stays
+    ///   registered, its path reserved, until the body returns; it then unregisters
+    ///   itself.
+    /// - [`Error::StopFromOwnThread`] if called from the session's own thread (its
+    ///   body), which cannot wait for itself: shutdown is requested, and the session ends
+    ///   when the body returns.
+    pub fn stop_session(&self, id: &SessionId) -> Result<ExitReport> {
+        let runtime = self.runtime(id)?;
+        runtime.request_shutdown();
+        if runtime.is_current_thread() {
+            return Err(Error::StopFromOwnThread { id: *id });
+        }
+        match self.shared.await_exit(&runtime) {
+            Ended::Yes => Ok(runtime.exit_report()),
+            Ended::TimedOut => Err(Error::ShutdownTimeout {
+                id: *id,
+                timeout: self.shared.shutdown_timeout,
+            }),
+        }
+    }
+
+    /// Stops every session and refuses new ones from now on.
+    ///
+    /// All sessions are asked to stop at once, then waited for newest first, so N
+    /// sessions stop in about the time of the slowest. Each wait is bounded by the
+    /// shutdown timeout, counted from the moment all were asked. Starts during and after
+    /// the shutdown fail with [`Error::ShuttingDown`]. Calling it again waits again for
+    /// the sessions that had timed out.
+    ///
+    /// Called from a session's own thread, that session is asked to stop but not waited
+    /// for; it is listed in [`ShutdownReport::timed_out`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{Error, ExitReason, Session, SessionSupervisor};
+    ///
+    /// let base = std::env::temp_dir().join(format!("shutdown-doc-{}", std::process::id()));
+    /// let sup = SessionSupervisor::new();
+    /// for name in ["a", "b"] {
+    ///     std::fs::create_dir_all(base.join(name)).unwrap();
+    ///     sup.create_session(base.join(name), |ctx| ctx.wait_for_shutdown())?;
+    /// }
+    /// let report = sup.shutdown();
+    /// assert!(report.is_complete());
+    /// assert_eq!(report.exited().len(), 2);
+    /// assert!(report.exited().iter().all(|r| r.reason() == &ExitReason::Stopped));
+    /// assert!(matches!(sup.create_session(&base, |_| {}), Err(Error::ShuttingDown)));
+    /// # std::fs::remove_dir_all(base).unwrap();
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shutdown(&self) -> ShutdownReport {
+        let mut runtimes = self.shared.registry.close();
+        runtimes.sort_by_key(|runtime| Reverse(runtime.seq()));
+        for runtime in &runtimes {
+            runtime.request_shutdown();
+        }
+        let deadline = Instant::now() + self.shared.shutdown_timeout;
+        let mut report = ShutdownReport::default();
+        for runtime in runtimes {
+            let ended = !runtime.is_current_thread()
+                && matches!(self.shared.await_exit_until(&runtime, deadline), Ended::Yes);
+            if ended {
+                report.exited.push(runtime.exit_report());
+            } else {
+                report.timed_out.push(*runtime.id());
+            }
+        }
+        self.shared.reap_until(deadline);
+        report
+    }
+
+    /// A handle to a registered session.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this id.
+    pub fn find_session(&self, id: &SessionId) -> Result<SessionHandle> {
+        self.runtime(id).map(SessionHandle::new)
+    }
+
+    /// Whether a session with this id is registered (started and not yet ended).
+    #[must_use]
+    pub fn session_running(&self, id: &SessionId) -> bool {
+        self.shared.registry.contains(id)
+    }
+
+    /// Handles to every registered session, in start order.
+    #[must_use]
+    pub fn list_sessions(&self) -> Vec<SessionHandle> {
+        let mut runtimes = self.shared.registry.slots();
+        runtimes.sort_by_key(|runtime| runtime.seq());
+        runtimes.into_iter().map(SessionHandle::new).collect()
+    }
+
+    /// Renames a running session and returns its new metadata.
+    ///
+    /// The body's [`SessionContext::session`] keeps the metadata it started with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this id; [`Error::InvalidName`] as for
+    /// [`Session::rename`]. Nothing changes on error.
+    pub fn rename_session(&self, id: &SessionId, name: impl Into<String>) -> Result<Session> {
+        let name = name.into();
+        self.shared
+            .registry
+            .modify(id, |session| session.rename(name))
+    }
+
+    /// The metadata of a session. See [`SessionRegistry::lookup`](crate::SessionRegistry::lookup).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this id.
+    pub fn lookup(&self, id: &SessionId) -> Result<Session> {
+        self.shared.registry.lookup(id)
+    }
+
+    /// The session of a project directory, in any spelling. See
+    /// [`SessionRegistry::lookup_by_path`](crate::SessionRegistry::lookup_by_path).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this directory.
+    pub fn lookup_by_path(&self, path: impl AsRef<Path>) -> Result<Session> {
+        self.shared.registry.lookup_by_path(path.as_ref())
+    }
+
+    /// The oldest session with this name. See
+    /// [`SessionRegistry::lookup_by_name`](crate::SessionRegistry::lookup_by_name).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this name.
+    pub fn lookup_by_name(&self, name: &str) -> Result<Session> {
+        self.shared.registry.lookup_by_name(name)
+    }
+
+    /// Every registered session, oldest first (ties broken by id).
+    #[must_use]
+    pub fn list_all(&self) -> Vec<Session> {
+        self.shared.registry.list_all()
+    }
+
+    /// Every registered id, in the order of [`list_all`](Self::list_all).
+    #[must_use]
+    pub fn list_ids(&self) -> Vec<SessionId> {
+        self.shared.registry.list_ids()
+    }
+
+    /// How many sessions are registered.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.shared.registry.count()
+    }
+
+    /// The most sessions that may run at once.
+    #[must_use]
+    pub fn max_sessions(&self) -> usize {
+        self.shared.registry.max_sessions()
+    }
+
+    /// How long a stop waits for a session to end.
+    #[must_use]
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.shared.shutdown_timeout
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called: no session starts any more.
+    #[must_use]
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.registry.is_closed()
+    }
+
+    fn runtime(&self, id: &SessionId) -> Result<Arc<Runtime>> {
+        self.shared
+            .registry
+            .slot(id)
+            .ok_or_else(|| Error::not_found(id))
+    }
+}
+
+impl Default for SessionSupervisor {
+    fn default() -> SessionSupervisor {
+        SessionSupervisor::new()
+    }
+}
+
+impl Drop for SessionSupervisor {
+    /// Shuts down: every session is asked to stop, then joined, each wait bounded by
+    /// the shutdown timeout. A session that does not stop in time is logged and left to
+    /// end on its own; it unregisters itself then.
+    fn drop(&mut self) {
+        let report = self.shutdown();
+        for id in report.timed_out() {
+            log::error!("session {id} did not stop within the shutdown timeout; left running");
+        }
+    }
+}
+
+impl Shared {
+    /// Removes this incarnation's entry, if it is still the registered one.
+    fn unregister(&self, runtime: &Arc<Runtime>) {
+        let id = runtime.id();
+        self.registry
+            .remove_if(id, |slot| Arc::ptr_eq(slot, runtime));
+    }
+
+    /// Waits (bounded by the shutdown timeout) for the thread to end, then joins it.
+    fn await_exit(&self, runtime: &Runtime) -> Ended {
+        self.await_exit_until(runtime, Instant::now() + self.shutdown_timeout)
+    }
+
+    fn await_exit_until(&self, runtime: &Runtime, deadline: Instant) -> Ended {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ended = runtime.wait(left);
+        if let Ended::Yes = ended {
+            runtime.join();
+        }
+        ended
+    }
+
+    /// Joins the threads of sessions that ended on their own, if already exited.
+    /// Never blocks: the list is taken out of its lock before any join.
+    fn reap_finished(&self) {
+        let ended = std::mem::take(&mut *self.ended.lock());
+        if ended.is_empty() {
+            return;
+        }
+        let left: Vec<_> = ended.into_iter().filter(|r| !r.try_join()).collect();
+        self.ended.lock().extend(left);
+    }
+
+    /// Joins every ended thread, waiting for each at most until `deadline`.
+    fn reap_until(&self, deadline: Instant) {
+        let ended = std::mem::take(&mut *self.ended.lock());
+        for runtime in ended {
+            if !runtime.is_current_thread() {
+                self.await_exit_until(&runtime, deadline);
+            }
+        }
+    }
+
+    /// The end of a session thread: unregister, record the report, queue for a join.
+    fn finish(&self, runtime: &Arc<Runtime>, report: ExitReport) {
+        self.unregister(runtime);
+        log_exit(&report);
+        runtime.set_exit(report);
+        self.ended.lock().push(Arc::clone(runtime));
+    }
+}
+
+fn log_exit(report: &ExitReport) {
+    let (id, reason) = (report.id(), report.reason());
+    match reason {
+        ExitReason::Normal | ExitReason::Stopped => log::info!("session {id} ended: {reason}"),
+        ExitReason::Panicked { .. } => log::warn!("session {id} ended: {reason}"),
+        _ => log::error!("session {id} ended: {reason}"),
+    }
+}
+
+/// Everything a session thread needs, moved into it.
+struct Launch {
+    shared: Arc<Shared>,
+    runtime: Arc<Runtime>,
+    session: Session,
+    control: crossbeam_channel::Receiver<crate::body::Control>,
+    done: DoneGuard,
+    started: Started,
+}
+
+impl Launch {
+    fn spawn<B: SessionBody>(
+        self,
+        body: B,
+        policy: RestartPolicy,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let mut builder = thread::Builder::new().name(self.session.name().to_owned());
+        if let Some(bytes) = self.shared.stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        builder.spawn(move || self.run(body, policy))
+    }
+
+    /// The session thread from first to last instruction.
+    fn run<B: SessionBody>(self, body: B, policy: RestartPolicy) {
+        let began = Instant::now();
+        self.runtime.set_thread();
+        let ctx = SessionContext::new(self.session, Arc::clone(&self.runtime), self.control);
+        let Outcome {
+            reason,
+            restarts,
+            unanswered,
+        } = supervise(body, &ctx, policy, self.started);
+        let report = ExitReport {
+            id: *ctx.id(),
+            reason,
+            restarts,
+            run_time: began.elapsed(),
+        };
+        self.shared.finish(&self.runtime, report);
+        if let Some(started) = unanswered {
+            let reason = match &self.runtime.exit_report().reason {
+                ExitReason::InitFailed { reason } => reason.clone(),
+                other => other.to_string(),
+            };
+            let _ = started.send(Err(reason));
+        }
+        // Last: wakes every waiter, once the entry is gone and the report is set.
+        drop(self.done);
+    }
+}

@@ -1,0 +1,89 @@
+//! Helpers shared by the integration tests. Each test binary uses part of them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use session_supervisor::{Session, SessionId};
+
+/// The longest any test waits for one event before failing.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Receives one message, or fails the test naming what it waited for.
+pub fn recv_within<T>(rx: &Receiver<T>, what: &str) -> T {
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(value) => value,
+        Err(err) => panic!("waited {TIMEOUT:?} for {what}: {err}"),
+    }
+}
+
+/// Fresh project directories under the system temp dir, removed on drop.
+pub struct Projects {
+    base: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+impl Projects {
+    /// `n` new directories named `0`, `1`, ... in a directory of their own.
+    pub fn new(n: usize) -> Projects {
+        let base = std::env::temp_dir().join(format!("session-supervisor-test-{}", SessionId::new()));
+        let dirs: Vec<PathBuf> = (0..n).map(|i| base.join(i.to_string())).collect();
+        for dir in &dirs {
+            std::fs::create_dir_all(dir).expect("create a project directory");
+        }
+        Projects { base, dirs }
+    }
+
+    /// The canonical path of directory `i`.
+    pub fn path(&self, i: usize) -> PathBuf {
+        self.dirs[i].canonicalize().expect("project directory exists")
+    }
+
+    /// The directory holding all the projects.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// A new session for directory `i`.
+    pub fn session(&self, i: usize) -> Session {
+        Session::new(&self.dirs[i]).expect("valid project directory")
+    }
+}
+
+impl Drop for Projects {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+/// The number of threads of this process, where the OS tells (Linux); `None` elsewhere.
+pub fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task").ok().map(|tasks| tasks.count())
+}
+
+/// Runs `test` on its own thread and fails, naming it, if it takes longer than `limit`:
+/// a deadlock fails the test instead of hanging the run.
+pub fn with_watchdog<F>(name: &str, limit: Duration, test: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    let worker = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            test();
+            drop(done_tx);
+        })
+        .expect("spawn the test thread");
+    match done_rx.recv_timeout(limit) {
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            panic!("{name} did not finish within {limit:?}: deadlock?")
+        }
+        _ => {
+            if let Err(payload) = worker.join() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+    }
+}

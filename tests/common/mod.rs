@@ -87,3 +87,14 @@ where
         }
     }
 }
+
+/// The limit of [`guard`]: far above what any test needs on a loaded 2-core machine.
+pub const GUARD_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs a whole test under [`with_watchdog`] with [`GUARD_LIMIT`].
+pub fn guard<F>(name: &str, test: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    with_watchdog(name, GUARD_LIMIT, test);
+}

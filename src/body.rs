@@ -3,10 +3,13 @@
 
 use std::cell::Cell;
 use std::error::Error as StdError;
+use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError as ChannelTimeout};
+
+use crate::message::{RecvTimeoutError, TryRecvError};
 
 use crate::runtime::Runtime;
 use crate::{Session, SessionId};
@@ -55,27 +58,27 @@ pub type InitError = Box<dyn StdError + Send + Sync>;
 /// sup.stop_session(handle.id())?;
 /// # Ok::<(), session_supervisor::Error>(())
 /// ```
-pub trait SessionBody: Send + 'static {
+pub trait SessionBody<M = ()>: Send + 'static {
     /// Prepares the session; runs on the session thread before `run`.
     ///
     /// # Errors
     ///
     /// An error fails the start (or, on a restart, ends the session with
     /// [`ExitReason::InitFailed`](crate::ExitReason::InitFailed)).
-    fn init(&mut self, ctx: &SessionContext) -> Result<(), InitError> {
+    fn init(&mut self, ctx: &SessionContext<M>) -> Result<(), InitError> {
         let _ = ctx;
         Ok(())
     }
 
     /// Does the session's work; the session ends (or restarts) when it returns.
-    fn run(&mut self, ctx: &SessionContext);
+    fn run(&mut self, ctx: &SessionContext<M>);
 }
 
-impl<F> SessionBody for F
+impl<M, F> SessionBody<M> for F
 where
-    F: FnMut(&SessionContext) + Send + 'static,
+    F: FnMut(&SessionContext<M>) + Send + 'static,
 {
-    fn run(&mut self, ctx: &SessionContext) {
+    fn run(&mut self, ctx: &SessionContext<M>) {
         self(ctx)
     }
 }
@@ -95,9 +98,9 @@ where
 /// sup.stop_session(handle.id())?;
 /// # Ok::<(), session_supervisor::Error>(())
 /// ```
-pub fn body_fn<F>(run: F) -> F
+pub fn body_fn<M, F>(run: F) -> F
 where
-    F: FnMut(&SessionContext) + Send + 'static,
+    F: FnMut(&SessionContext<M>) + Send + 'static,
 {
     run
 }
@@ -113,25 +116,41 @@ pub enum Control {
     Shutdown,
 }
 
-/// What a session body can see of its session: its metadata, its restart count and its
-/// control channel.
+/// What a session body can see of its session: its metadata, its restart count, its
+/// mailbox of messages of type `M` and its control channel.
 ///
 /// This struct is created by the supervisor and lent to [`SessionBody::init`] and
-/// [`SessionBody::run`]; it lives on the session thread.
-#[derive(Debug)]
-pub struct SessionContext {
+/// [`SessionBody::run`]; it lives on the session thread. The mailbox outlives restarts:
+/// messages queued while the body restarts are read by the next run.
+pub struct SessionContext<M = ()> {
     session: Session,
-    runtime: Arc<Runtime>,
+    runtime: Arc<Runtime<M>>,
     control: Receiver<Control>,
+    mailbox: Receiver<M>,
     restarts: Cell<u32>,
 }
 
-impl SessionContext {
-    pub(crate) fn new(session: Session, runtime: Arc<Runtime>, control: Receiver<Control>) -> Self {
+impl<M> fmt::Debug for SessionContext<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionContext")
+            .field("session", &self.session)
+            .field("restarts", &self.restarts.get())
+            .field("shutdown_requested", &self.shutdown_requested())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> SessionContext<M> {
+    pub(crate) fn new(
+        session: Session,
+        runtime: Arc<Runtime<M>>,
+        channels: (Receiver<Control>, Receiver<M>),
+    ) -> Self {
         SessionContext {
             session,
             runtime,
-            control,
+            control: channels.0,
+            mailbox: channels.1,
             restarts: Cell::new(0),
         }
     }
@@ -179,7 +198,7 @@ impl SessionContext {
     /// # Examples
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use session_supervisor::{Session, SessionSupervisor};
     ///
     /// let sup = SessionSupervisor::new();
@@ -192,15 +211,125 @@ impl SessionContext {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn wait_for_shutdown_timeout(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         while !self.shutdown_requested() {
             match self.control.recv_deadline(deadline) {
                 Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => return false,
-                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(ChannelTimeout::Timeout) => return false,
+                Err(ChannelTimeout::Disconnected) => return true,
             }
         }
         true
+    }
+
+    /// Waits for the next message; `None` once a stop is requested.
+    ///
+    /// A stop takes priority over queued messages: once it is requested, `recv` returns
+    /// `None` even if messages are waiting (they are dropped with the session).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{Session, SessionSupervisor};
+    ///
+    /// let (seen_tx, seen_rx) = crossbeam_channel::unbounded();
+    /// let sup = SessionSupervisor::builder().messages::<u32>().build();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, move |ctx| {
+    ///     while let Some(n) = ctx.recv() {
+    ///         seen_tx.send(n).unwrap();
+    ///     }
+    /// })?;
+    /// handle.send(1)?;
+    /// handle.send(2)?;
+    /// assert_eq!(seen_rx.recv().unwrap(), 1);
+    /// assert_eq!(seen_rx.recv().unwrap(), 2);
+    /// sup.stop_session(handle.id())?;
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn recv(&self) -> Option<M> {
+        loop {
+            match self.try_recv() {
+                Ok(message) => return Some(message),
+                Err(TryRecvError::Shutdown) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            select! {
+                recv(self.control) -> signal => if signal.is_err() { return None },
+                recv(self.mailbox) -> message => return message.ok(),
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next message.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Shutdown`] once a stop is requested (it takes priority over
+    /// queued messages); [`RecvTimeoutError::Timeout`] if no message came in time.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<M, RecvTimeoutError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.try_recv() {
+                Ok(message) => return Ok(message),
+                Err(TryRecvError::Shutdown) => return Err(RecvTimeoutError::Shutdown),
+                Err(TryRecvError::Empty) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            select! {
+                recv(self.control) -> signal => if signal.is_err() {
+                    return Err(RecvTimeoutError::Shutdown);
+                },
+                recv(self.mailbox) -> message => {
+                    return message.map_err(|_| RecvTimeoutError::Shutdown);
+                }
+                default(left) => return Err(RecvTimeoutError::Timeout),
+            }
+        }
+    }
+
+    /// Takes the next message if one is waiting, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Shutdown`] once a stop is requested; [`TryRecvError::Empty`] if no
+    /// message is waiting.
+    pub fn try_recv(&self) -> Result<M, TryRecvError> {
+        if self.shutdown_requested() {
+            return Err(TryRecvError::Shutdown);
+        }
+        self.mailbox.try_recv().map_err(|_| TryRecvError::Empty)
+    }
+
+    /// The mailbox, for bodies that select on it together with other channels.
+    ///
+    /// Select on [`control`](Self::control) too, so a stop wakes the body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::crossbeam_channel::{select, unbounded};
+    /// use session_supervisor::{Session, SessionSupervisor};
+    ///
+    /// let (ticks_tx, ticks_rx) = unbounded::<()>();
+    /// let (log_tx, log_rx) = unbounded::<String>();
+    /// let sup = SessionSupervisor::builder().messages::<String>().build();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, move |ctx| loop {
+    ///     select! {
+    ///         recv(ctx.control()) -> _ => if ctx.shutdown_requested() { return },
+    ///         recv(ctx.mailbox()) -> text => log_tx.send(text.unwrap()).unwrap(),
+    ///         recv(ticks_rx) -> _ => log_tx.send("tick".into()).unwrap(),
+    ///     }
+    /// })?;
+    /// handle.send("hello".into())?;
+    /// assert_eq!(log_rx.recv().unwrap(), "hello");
+    /// ticks_tx.send(()).unwrap();
+    /// assert_eq!(log_rx.recv().unwrap(), "tick");
+    /// sup.stop_session(handle.id())?;
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    #[must_use]
+    pub fn mailbox(&self) -> &Receiver<M> {
+        &self.mailbox
     }
 
     /// The control channel, for bodies that wait on their own channels too.

@@ -1,5 +1,7 @@
 //! [`SupervisorBuilder`]: the settings of a [`SessionSupervisor`].
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::registry::DEFAULT_MAX_SESSIONS;
@@ -28,13 +30,15 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// assert_eq!(sup.max_sessions(), 100);
 /// assert_eq!(sup.shutdown_timeout(), Duration::from_secs(1));
 /// ```
-#[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
-pub struct SupervisorBuilder {
+pub struct SupervisorBuilder<M = ()> {
     pub(crate) max_sessions: usize,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) stack_size: Option<usize>,
+    pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) policy: RestartPolicy,
+    /// `fn() -> M`: the builder holds no `M`, so it is `Send` and `Sync` whatever `M` is.
+    messages: PhantomData<fn() -> M>,
 }
 
 impl SupervisorBuilder {
@@ -43,12 +47,59 @@ impl SupervisorBuilder {
             max_sessions: DEFAULT_MAX_SESSIONS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             stack_size: None,
+            mailbox_capacity: None,
             policy: RestartPolicy::default(),
+            messages: PhantomData,
+        }
+    }
+}
+
+impl<M> SupervisorBuilder<M> {
+    /// Chooses the type of the messages the sessions receive (by default `()`: no
+    /// messages). Every session of the supervisor has a mailbox of `N`.
+    ///
+    /// (`SessionSupervisor::new()` and `SessionSupervisor::builder()` need no type
+    /// annotation because they always mean `()`; stable Rust cannot fall back to a
+    /// default type parameter, so the message type is chosen here.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{Session, SessionSupervisor};
+    ///
+    /// enum Msg {
+    ///     Refresh,
+    /// }
+    ///
+    /// let sup = SessionSupervisor::builder().messages::<Msg>().build();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
+    ///     while let Some(Msg::Refresh) = ctx.recv() {}
+    /// })?;
+    /// handle.send(Msg::Refresh)?;
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn messages<N>(self) -> SupervisorBuilder<N> {
+        SupervisorBuilder {
+            max_sessions: self.max_sessions,
+            shutdown_timeout: self.shutdown_timeout,
+            stack_size: self.stack_size,
+            mailbox_capacity: self.mailbox_capacity,
+            policy: self.policy,
+            messages: PhantomData,
         }
     }
 
+    /// Bounds every session's mailbox to `capacity` messages (default: unbounded). A
+    /// full mailbox makes `send` block and `try_send` fail with
+    /// [`Error::MailboxFull`](crate::Error::MailboxFull); stop requests never wait
+    /// behind it. A capacity of 0 makes every send a rendezvous with the body's receive.
+    pub fn mailbox_capacity(mut self, capacity: usize) -> SupervisorBuilder<M> {
+        self.mailbox_capacity = Some(capacity);
+        self
+    }
+
     /// The most sessions that may run at once (default 10). 0 admits none.
-    pub fn max_sessions(mut self, max_sessions: usize) -> SupervisorBuilder {
+    pub fn max_sessions(mut self, max_sessions: usize) -> SupervisorBuilder<M> {
         self.max_sessions = max_sessions;
         self
     }
@@ -58,28 +109,46 @@ impl SupervisorBuilder {
     /// `Duration::ZERO` means "do not wait": a stop then requests shutdown and reports
     /// [`Error::ShutdownTimeout`](crate::Error::ShutdownTimeout) unless the session had
     /// already ended.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> SupervisorBuilder {
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> SupervisorBuilder<M> {
         self.shutdown_timeout = timeout;
         self
     }
 
     /// The stack size of session threads, in bytes (default: the standard library's,
     /// 2 MiB unless `RUST_MIN_STACK` says otherwise). The system may round it up.
-    pub fn stack_size(mut self, bytes: usize) -> SupervisorBuilder {
+    pub fn stack_size(mut self, bytes: usize) -> SupervisorBuilder<M> {
         self.stack_size = Some(bytes);
         self
     }
 
     /// The restart policy of sessions started without one of their own (default
     /// [`Restart::Transient`](crate::Restart::Transient), 3 restarts in 5 s).
-    pub fn restart_policy(mut self, policy: RestartPolicy) -> SupervisorBuilder {
+    pub fn restart_policy(mut self, policy: RestartPolicy) -> SupervisorBuilder<M> {
         self.policy = policy;
         self
     }
 
     /// Builds the supervisor.
-    pub fn build(self) -> SessionSupervisor {
+    pub fn build(self) -> SessionSupervisor<M> {
         SessionSupervisor::from_builder(self)
+    }
+}
+
+impl<M> Clone for SupervisorBuilder<M> {
+    fn clone(&self) -> Self {
+        SupervisorBuilder { ..*self }
+    }
+}
+
+impl<M> fmt::Debug for SupervisorBuilder<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisorBuilder")
+            .field("max_sessions", &self.max_sessions)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("stack_size", &self.stack_size)
+            .field("mailbox_capacity", &self.mailbox_capacity)
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 

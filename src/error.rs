@@ -120,6 +120,36 @@ pub enum Error {
     #[error("the supervisor is shutting down: no new sessions")]
     ShuttingDown,
 
+    /// The session has ended: nothing can be sent to it any more.
+    #[error("session {id} has ended")]
+    SessionGone {
+        /// The session that ended.
+        id: SessionId,
+    },
+
+    /// The session's bounded mailbox is full.
+    #[error("the mailbox of session {id} is full")]
+    MailboxFull {
+        /// The session whose mailbox is full.
+        id: SessionId,
+    },
+
+    /// A call got no reply within its timeout.
+    #[error("session {id} did not reply within {timeout:?}")]
+    CallTimeout {
+        /// The session called.
+        id: SessionId,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+
+    /// The session dropped the reply end of a call without replying, or ended first.
+    #[error("session {id} dropped the call without replying")]
+    NoReply {
+        /// The session called.
+        id: SessionId,
+    },
+
     /// `stop_session` was called on the session's own thread, which cannot wait for
     /// itself to end.
     ///

@@ -2,10 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
 
 use crate::runtime::{Ended, Runtime};
-use crate::{ExitReport, SessionId};
+use crate::{Error, ExitReport, ReplyTo, Result, SendError, SessionId};
 
 /// A cheap, cloneable reference to one session, as started.
 ///
@@ -34,14 +36,114 @@ use crate::{ExitReport, SessionId};
 /// assert!(!sup.session_running(handle.id()));
 /// # Ok::<(), session_supervisor::Error>(())
 /// ```
-#[derive(Clone)]
-pub struct SessionHandle {
-    runtime: Arc<Runtime>,
+pub struct SessionHandle<M = ()> {
+    runtime: Arc<Runtime<M>>,
 }
 
-impl SessionHandle {
-    pub(crate) fn new(runtime: Arc<Runtime>) -> SessionHandle {
+impl<M> Clone for SessionHandle<M> {
+    fn clone(&self) -> Self {
+        SessionHandle {
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
+}
+
+impl<M> SessionHandle<M> {
+    pub(crate) fn new(runtime: Arc<Runtime<M>>) -> SessionHandle<M> {
         SessionHandle { runtime }
+    }
+
+    /// Queues a message in the session's mailbox. Messages from one sender arrive in
+    /// the order sent. With a bounded mailbox
+    /// ([`SupervisorBuilder::mailbox_capacity`](crate::SupervisorBuilder::mailbox_capacity))
+    /// this blocks while the mailbox is full.
+    ///
+    /// `Ok` means the message was queued; messages still queued when the session ends
+    /// are dropped with it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionGone`] if the session has ended; the [`SendError`] hands the
+    /// message back.
+    pub fn send(&self, message: M) -> std::result::Result<(), SendError<M>> {
+        self.runtime.send(message)
+    }
+
+    /// Queues a message only if the mailbox has room now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MailboxFull`] or [`Error::SessionGone`]; the [`SendError`] hands the
+    /// message back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{Error, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::builder().messages::<u32>().mailbox_capacity(1).build();
+    /// // A body that never reads its mailbox.
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| ctx.wait_for_shutdown())?;
+    /// handle.try_send(1)?;
+    /// let full = handle.try_send(2).unwrap_err();
+    /// assert!(matches!(full.error(), Error::MailboxFull { .. }));
+    /// assert_eq!(full.into_message(), 2);
+    /// // A full mailbox never holds up a stop.
+    /// sup.stop_session(handle.id())?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_send(&self, message: M) -> std::result::Result<(), SendError<M>> {
+        self.runtime.try_send(message)
+    }
+
+    /// Sends a request and waits up to `timeout` for its reply.
+    ///
+    /// `make` builds the message around the [`ReplyTo`] the session answers through.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::SessionGone`] if the session has ended before the request was queued.
+    /// - [`Error::NoReply`] at once if the session drops the reply end without answering,
+    ///   or ends before answering.
+    /// - [`Error::CallTimeout`] if no reply came within `timeout` (including time spent
+    ///   waiting for room in a bounded mailbox).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_supervisor::{ReplyTo, Session, SessionSupervisor};
+    ///
+    /// enum Msg {
+    ///     Name(ReplyTo<String>),
+    /// }
+    ///
+    /// let sup = SessionSupervisor::builder().messages::<Msg>().build();
+    /// let session = Session::builder(std::env::temp_dir()).name("scratch").build()?;
+    /// let handle = sup.start_session(session, |ctx| {
+    ///     while let Some(Msg::Name(reply)) = ctx.recv() {
+    ///         reply.send(ctx.session().name().to_owned());
+    ///     }
+    /// })?;
+    /// assert_eq!(handle.call(Msg::Name, Duration::from_secs(5))?, "scratch");
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn call<R>(&self, make: impl FnOnce(ReplyTo<R>) -> M, timeout: Duration) -> Result<R> {
+        let deadline = Instant::now() + timeout;
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        let id = *self.id();
+        let request = make(ReplyTo::new(reply_tx));
+        if let Err(err) = self.runtime.send_deadline(request, deadline) {
+            return Err(match err.error {
+                Error::MailboxFull { .. } => Error::CallTimeout { id, timeout },
+                other => other,
+            });
+        }
+        match reply_rx.recv_deadline(deadline) {
+            Ok(reply) => Ok(reply),
+            Err(RecvTimeoutError::Timeout) => Err(Error::CallTimeout { id, timeout }),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::NoReply { id }),
+        }
     }
 
     /// The session's id.
@@ -76,7 +178,7 @@ impl SessionHandle {
     }
 }
 
-impl fmt::Debug for SessionHandle {
+impl<M> fmt::Debug for SessionHandle<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionHandle")
             .field("id", self.id())

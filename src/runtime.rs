@@ -3,13 +3,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use crate::body::Control;
-use crate::{ExitReason, ExitReport, SessionId};
+use crate::{Error, ExitReason, ExitReport, SendError, SessionId};
 
 /// Nothing is ever sent on the done channel: its sender is dropped when the session
 /// thread finishes, which wakes every waiter at once.
@@ -17,12 +17,12 @@ pub(crate) enum Never {}
 
 /// One incarnation of a session: compared by address, so a late exit of an old thread
 /// never touches a newer session that reuses the id.
-#[derive(Debug)]
-pub(crate) struct Runtime {
+pub(crate) struct Runtime<M> {
     id: SessionId,
     /// Start order within the supervisor; shutdown joins the newest first.
     seq: u64,
     control: Sender<Control>,
+    mailbox: Sender<M>,
     shutdown: AtomicBool,
     thread_id: OnceLock<ThreadId>,
     /// The right to join: taken by exactly one of a stopper or the reaper.
@@ -55,13 +55,29 @@ pub(crate) enum Ended {
     TimedOut,
 }
 
-impl Runtime {
-    pub(crate) fn new(id: SessionId, seq: u64, control: Sender<Control>) -> (Runtime, DoneGuard) {
+impl<M> std::fmt::Debug for Runtime<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("id", &self.id)
+            .field("seq", &self.seq)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> Runtime<M> {
+    pub(crate) fn new(
+        id: SessionId,
+        seq: u64,
+        control: Sender<Control>,
+        mailbox: Sender<M>,
+    ) -> (Runtime<M>, DoneGuard) {
         let (done_tx, done) = crossbeam_channel::bounded(0);
         let runtime = Runtime {
             id,
             seq,
             control,
+            mailbox,
             shutdown: AtomicBool::new(false),
             thread_id: OnceLock::new(),
             join: Mutex::new(JoinState::Spawning),
@@ -77,6 +93,41 @@ impl Runtime {
 
     pub(crate) fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Queues a message, blocking while a bounded mailbox is full.
+    pub(crate) fn send(&self, message: M) -> Result<(), SendError<M>> {
+        self.mailbox
+            .send(message)
+            .map_err(|e| self.gone(e.into_inner()))
+    }
+
+    /// Queues a message, blocking until `deadline` at most while the mailbox is full.
+    pub(crate) fn send_deadline(&self, message: M, deadline: Instant) -> Result<(), SendError<M>> {
+        self.mailbox
+            .send_deadline(message, deadline)
+            .map_err(|e| match e {
+                SendTimeoutError::Timeout(message) => self.full(message),
+                SendTimeoutError::Disconnected(message) => self.gone(message),
+            })
+    }
+
+    /// Queues a message if the mailbox has room, without blocking.
+    pub(crate) fn try_send(&self, message: M) -> Result<(), SendError<M>> {
+        self.mailbox.try_send(message).map_err(|e| match e {
+            TrySendError::Full(message) => self.full(message),
+            TrySendError::Disconnected(message) => self.gone(message),
+        })
+    }
+
+    fn gone(&self, message: M) -> SendError<M> {
+        let error = Error::SessionGone { id: self.id };
+        SendError { message, error }
+    }
+
+    fn full(&self, message: M) -> SendError<M> {
+        let error = Error::MailboxFull { id: self.id };
+        SendError { message, error }
     }
 
     /// Sets the stop flag and wakes the body; idempotent, never blocks.

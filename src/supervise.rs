@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::event::Subscribers;
 use crate::exit::panic_message;
-use crate::{ExitReason, Restart, RestartPolicy, SessionBody, SessionContext};
+use crate::{ExitReason, Restart, RestartPolicy, SessionBody, SessionContext, SessionEvent};
 
 /// Tells `start_session` how the first `init` went.
 pub(crate) type Started = Sender<Result<(), String>>;
@@ -18,6 +19,21 @@ enum Ending {
     Returned,
     Panicked(String),
     InitFailed(String),
+}
+
+impl Ending {
+    /// The reason this run ended, as a restart event reports it.
+    fn as_reason(&self) -> ExitReason {
+        match self {
+            Ending::Returned => ExitReason::Normal,
+            Ending::Panicked(message) => ExitReason::Panicked {
+                message: message.clone(),
+            },
+            Ending::InitFailed(reason) => ExitReason::InitFailed {
+                reason: reason.clone(),
+            },
+        }
+    }
 }
 
 /// What the loop ends with.
@@ -30,16 +46,17 @@ pub(crate) struct Outcome {
 }
 
 /// Runs the body until it ends for good, restarting it as `policy` says.
-pub(crate) fn supervise<B: SessionBody>(
+pub(crate) fn supervise<M, B: SessionBody<M>>(
     mut body: B,
-    ctx: &SessionContext,
+    ctx: &SessionContext<M>,
     policy: RestartPolicy,
     started: Started,
+    events: &Subscribers,
 ) -> Outcome {
     let mut started = Some(started);
     let mut intensity = Intensity::new(&policy);
     loop {
-        let ending = run_once(&mut body, ctx, &mut started);
+        let ending = run_once(&mut body, ctx, &mut started, events);
         if started.is_some() {
             let reason = match ending {
                 Ending::InitFailed(reason) | Ending::Panicked(reason) => reason,
@@ -47,14 +64,25 @@ pub(crate) fn supervise<B: SessionBody>(
             };
             return outcome(ExitReason::InitFailed { reason }, ctx, started);
         }
+        let previous = ending.as_reason();
         match next_step(ending, ctx, &policy, &mut intensity) {
             Some(reason) => return outcome(reason, ctx, None),
-            None => ctx.set_restarts(ctx.restarts() + 1),
+            None => {
+                let restarts = ctx.restarts() + 1;
+                ctx.set_restarts(restarts);
+                let id = *ctx.id();
+                let reason = previous;
+                events.publish(SessionEvent::Restarted {
+                    id,
+                    restarts,
+                    reason,
+                });
+            }
         }
     }
 }
 
-fn outcome(reason: ExitReason, ctx: &SessionContext, unanswered: Option<Started>) -> Outcome {
+fn outcome<M>(reason: ExitReason, ctx: &SessionContext<M>, unanswered: Option<Started>) -> Outcome {
     Outcome {
         reason,
         restarts: ctx.restarts(),
@@ -63,10 +91,11 @@ fn outcome(reason: ExitReason, ctx: &SessionContext, unanswered: Option<Started>
 }
 
 /// One `init` + `run`, panics caught. Answers `started` after the first good `init`.
-fn run_once<B: SessionBody>(
+fn run_once<M, B: SessionBody<M>>(
     body: &mut B,
-    ctx: &SessionContext,
+    ctx: &SessionContext<M>,
     started: &mut Option<Started>,
+    events: &Subscribers,
 ) -> Ending {
     match catch_unwind(AssertUnwindSafe(|| body.init(ctx))) {
         Ok(Ok(())) => {}
@@ -76,6 +105,11 @@ fn run_once<B: SessionBody>(
         }
     }
     if let Some(started) = started.take() {
+        let path = ctx.session().project_path().to_path_buf();
+        events.publish(SessionEvent::Started {
+            id: *ctx.id(),
+            path,
+        });
         // start_session waits on the other end; it cannot have gone away.
         let _ = started.send(Ok(()));
     }
@@ -86,9 +120,9 @@ fn run_once<B: SessionBody>(
 }
 
 /// Decides what follows an ending: `Some(reason)` to end the session, `None` to restart.
-fn next_step(
+fn next_step<M>(
     ending: Ending,
-    ctx: &SessionContext,
+    ctx: &SessionContext<M>,
     policy: &RestartPolicy,
     intensity: &mut Intensity,
 ) -> Option<ExitReason> {
@@ -110,9 +144,9 @@ fn next_step(
     restart_or_give_up(last_panic, ctx, policy, intensity)
 }
 
-fn restart_or_give_up(
+fn restart_or_give_up<M>(
     last_panic: Option<String>,
-    ctx: &SessionContext,
+    ctx: &SessionContext<M>,
     policy: &RestartPolicy,
     intensity: &mut Intensity,
 ) -> Option<ExitReason> {

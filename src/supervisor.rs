@@ -2,21 +2,24 @@
 //! the session threads, and does nothing else.
 
 use std::cmp::Reverse;
+use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
-use crate::body::SessionContext;
+use crate::body::{Control, SessionContext};
+use crate::event::Subscribers;
 use crate::registry::Registry;
 use crate::runtime::{DoneGuard, Ended, Runtime};
 use crate::supervise::{supervise, Outcome, Started};
 use crate::{
-    Error, ExitReason, ExitReport, RestartPolicy, Result, Session, SessionBody, SessionHandle,
-    SessionId, ShutdownReport, SupervisorBuilder,
+    Error, ExitReason, ExitReport, ReplyTo, RestartPolicy, Result, SendError, Session, SessionBody,
+    SessionEvent, SessionHandle, SessionId, ShutdownReport, Subscription, SupervisorBuilder,
 };
 
 /// Starts sessions on their own threads, tracks them in a registry, restarts them when
@@ -43,20 +46,20 @@ use crate::{
 /// assert!(matches!(sup.stop_session(handle.id()), Err(Error::NotFound { .. })));
 /// # Ok::<(), Error>(())
 /// ```
-#[derive(Debug)]
-pub struct SessionSupervisor {
-    shared: Arc<Shared>,
+pub struct SessionSupervisor<M = ()> {
+    shared: Arc<Shared<M>>,
 }
 
 /// What the supervisor shares with its session threads.
-#[derive(Debug)]
-struct Shared {
-    registry: Registry<Arc<Runtime>>,
+struct Shared<M> {
+    registry: Registry<Arc<Runtime<M>>>,
     /// Sessions whose threads ended and may still need a join.
-    ended: Mutex<Vec<Arc<Runtime>>>,
+    ended: Mutex<Vec<Arc<Runtime<M>>>>,
+    events: Subscribers,
     next_seq: AtomicU64,
     shutdown_timeout: Duration,
     stack_size: Option<usize>,
+    mailbox_capacity: Option<usize>,
     policy: RestartPolicy,
 }
 
@@ -68,18 +71,23 @@ impl SessionSupervisor {
         SessionSupervisor::builder().build()
     }
 
-    /// A [`SupervisorBuilder`] to change the defaults.
+    /// A [`SupervisorBuilder`] to change the defaults, or to choose a message type with
+    /// [`SupervisorBuilder::messages`].
     pub fn builder() -> SupervisorBuilder {
         SupervisorBuilder::new()
     }
+}
 
-    pub(crate) fn from_builder(builder: SupervisorBuilder) -> SessionSupervisor {
+impl<M> SessionSupervisor<M> {
+    pub(crate) fn from_builder(builder: SupervisorBuilder<M>) -> SessionSupervisor<M> {
         let shared = Shared {
             registry: Registry::new(builder.max_sessions),
             ended: Mutex::new(Vec::new()),
+            events: Subscribers::default(),
             next_seq: AtomicU64::new(0),
             shutdown_timeout: builder.shutdown_timeout,
             stack_size: builder.stack_size,
+            mailbox_capacity: builder.mailbox_capacity,
             policy: builder.policy,
         };
         SessionSupervisor {
@@ -113,9 +121,10 @@ impl SessionSupervisor {
     /// assert!(matches!(again, Err(Error::ProjectAlreadyOpen { id, .. }) if id == *handle.id()));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn start_session<F>(&self, session: Session, body: F) -> Result<SessionHandle>
+    pub fn start_session<F>(&self, session: Session, body: F) -> Result<SessionHandle<M>>
     where
-        F: FnMut(&SessionContext) + Send + 'static,
+        F: FnMut(&SessionContext<M>) + Send + 'static,
+        M: Send + 'static,
     {
         self.start_session_with_policy(session, body, self.shared.policy)
     }
@@ -125,11 +134,11 @@ impl SessionSupervisor {
     /// # Errors
     ///
     /// As for [`start_session`](Self::start_session).
-    pub fn start_session_with<B: SessionBody>(
-        &self,
-        session: Session,
-        body: B,
-    ) -> Result<SessionHandle> {
+    pub fn start_session_with<B>(&self, session: Session, body: B) -> Result<SessionHandle<M>>
+    where
+        B: SessionBody<M>,
+        M: Send + 'static,
+    {
         self.start_session_with_policy(session, body, self.shared.policy)
     }
 
@@ -158,17 +167,25 @@ impl SessionSupervisor {
     /// );
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
-    pub fn start_session_with_policy<B: SessionBody>(
+    pub fn start_session_with_policy<B>(
         &self,
         session: Session,
         body: B,
         policy: RestartPolicy,
-    ) -> Result<SessionHandle> {
+    ) -> Result<SessionHandle<M>>
+    where
+        B: SessionBody<M>,
+        M: Send + 'static,
+    {
         self.shared.reap_finished();
         let id = *session.id();
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        let (mailbox_tx, mailbox_rx) = match self.shared.mailbox_capacity {
+            Some(capacity) => crossbeam_channel::bounded(capacity),
+            None => crossbeam_channel::unbounded(),
+        };
         let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (runtime, done) = Runtime::new(id, seq, control_tx);
+        let (runtime, done) = Runtime::new(id, seq, control_tx, mailbox_tx);
         let runtime = Arc::new(runtime);
         let session = self.shared.registry.insert(session, Arc::clone(&runtime))?;
         let (started_tx, started_rx) = crossbeam_channel::bounded(1);
@@ -176,7 +193,7 @@ impl SessionSupervisor {
             shared: Arc::clone(&self.shared),
             runtime: Arc::clone(&runtime),
             session: session.clone(),
-            control: control_rx,
+            channels: (control_rx, mailbox_rx),
             done,
             started: started_tx,
         };
@@ -213,7 +230,8 @@ impl SessionSupervisor {
     /// as for [`start_session`](Self::start_session).
     pub fn create_session<F>(&self, project_path: impl AsRef<Path>, body: F) -> Result<Session>
     where
-        F: FnMut(&SessionContext) + Send + 'static,
+        F: FnMut(&SessionContext<M>) + Send + 'static,
+        M: Send + 'static,
     {
         let session = Session::new(project_path)?;
         self.start_session(session.clone(), body)?;
@@ -302,12 +320,86 @@ impl SessionSupervisor {
         report
     }
 
+    /// Sends a message to a session by id. See [`SessionHandle::send`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] or [`Error::SessionGone`], handing the message back.
+    pub fn send(&self, id: &SessionId, message: M) -> std::result::Result<(), SendError<M>> {
+        match self.runtime(id) {
+            Ok(runtime) => runtime.send(message),
+            Err(error) => Err(SendError { message, error }),
+        }
+    }
+
+    /// Sends a message to a session by id if its mailbox has room now. See
+    /// [`SessionHandle::try_send`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::MailboxFull`] or [`Error::SessionGone`], handing
+    /// the message back.
+    pub fn try_send(&self, id: &SessionId, message: M) -> std::result::Result<(), SendError<M>> {
+        match self.runtime(id) {
+            Ok(runtime) => runtime.try_send(message),
+            Err(error) => Err(SendError { message, error }),
+        }
+    }
+
+    /// Calls a session by id and waits up to `timeout` for the reply. See
+    /// [`SessionHandle::call`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], then as for [`SessionHandle::call`].
+    pub fn call<R>(
+        &self,
+        id: &SessionId,
+        make: impl FnOnce(ReplyTo<R>) -> M,
+        timeout: Duration,
+    ) -> Result<R> {
+        self.find_session(id)?.call(make, timeout)
+    }
+
+    /// Subscribes to the lifecycle events of every session from now on.
+    ///
+    /// Any number of subscriptions may exist; each gets every event. See
+    /// [`Subscription`] for what happens when a subscriber does not keep up.
+    pub fn subscribe(&self) -> Subscription {
+        self.shared.events.subscribe()
+    }
+
+    /// Waits up to `timeout` until no session with this id runs any more; returns
+    /// whether that is so. Returns `true` at once for an unknown id.
+    ///
+    /// Woken by the session's end, no polling: a way for tests to wait for a state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_supervisor::{stub, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::new();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::returns())?;
+    /// assert!(sup.wait_until_stopped(handle.id(), Duration::from_secs(5)));
+    /// assert_eq!(sup.count(), 0);
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    #[must_use]
+    pub fn wait_until_stopped(&self, id: &SessionId, timeout: Duration) -> bool {
+        match self.shared.registry.slot(id) {
+            Some(runtime) => matches!(runtime.wait(timeout), Ended::Yes),
+            None => true,
+        }
+    }
+
     /// A handle to a registered session.
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`] if no session has this id.
-    pub fn find_session(&self, id: &SessionId) -> Result<SessionHandle> {
+    pub fn find_session(&self, id: &SessionId) -> Result<SessionHandle<M>> {
         self.runtime(id).map(SessionHandle::new)
     }
 
@@ -319,7 +411,7 @@ impl SessionSupervisor {
 
     /// Handles to every registered session, in start order.
     #[must_use]
-    pub fn list_sessions(&self) -> Vec<SessionHandle> {
+    pub fn list_sessions(&self) -> Vec<SessionHandle<M>> {
         let mut runtimes = self.shared.registry.slots();
         runtimes.sort_by_key(|runtime| runtime.seq());
         runtimes.into_iter().map(SessionHandle::new).collect()
@@ -405,7 +497,7 @@ impl SessionSupervisor {
         self.shared.registry.is_closed()
     }
 
-    fn runtime(&self, id: &SessionId) -> Result<Arc<Runtime>> {
+    fn runtime(&self, id: &SessionId) -> Result<Arc<Runtime<M>>> {
         self.shared
             .registry
             .slot(id)
@@ -419,7 +511,18 @@ impl Default for SessionSupervisor {
     }
 }
 
-impl Drop for SessionSupervisor {
+impl<M> fmt::Debug for SessionSupervisor<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionSupervisor")
+            .field("count", &self.count())
+            .field("max_sessions", &self.max_sessions())
+            .field("shutdown_timeout", &self.shared.shutdown_timeout)
+            .field("shut_down", &self.is_shut_down())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> Drop for SessionSupervisor<M> {
     /// Shuts down: every session is asked to stop, then joined, each wait bounded by
     /// the shutdown timeout. A session that does not stop in time is logged and left to
     /// end on its own; it unregisters itself then.
@@ -431,20 +534,20 @@ impl Drop for SessionSupervisor {
     }
 }
 
-impl Shared {
+impl<M> Shared<M> {
     /// Removes this incarnation's entry, if it is still the registered one.
-    fn unregister(&self, runtime: &Arc<Runtime>) {
+    fn unregister(&self, runtime: &Arc<Runtime<M>>) {
         let id = runtime.id();
         self.registry
             .remove_if(id, |slot| Arc::ptr_eq(slot, runtime));
     }
 
     /// Waits (bounded by the shutdown timeout) for the thread to end, then joins it.
-    fn await_exit(&self, runtime: &Runtime) -> Ended {
+    fn await_exit(&self, runtime: &Runtime<M>) -> Ended {
         self.await_exit_until(runtime, Instant::now() + self.shutdown_timeout)
     }
 
-    fn await_exit_until(&self, runtime: &Runtime, deadline: Instant) -> Ended {
+    fn await_exit_until(&self, runtime: &Runtime<M>, deadline: Instant) -> Ended {
         let left = deadline.saturating_duration_since(Instant::now());
         let ended = runtime.wait(left);
         if let Ended::Yes = ended {
@@ -474,11 +577,15 @@ impl Shared {
         }
     }
 
-    /// The end of a session thread: unregister, record the report, queue for a join.
-    fn finish(&self, runtime: &Arc<Runtime>, report: ExitReport) {
+    /// The end of a session thread: unregister, record the report, tell subscribers,
+    /// queue for a join.
+    fn finish(&self, runtime: &Arc<Runtime<M>>, report: ExitReport) {
         self.unregister(runtime);
         log_exit(&report);
+        let id = report.id;
+        let reason = report.reason.clone();
         runtime.set_exit(report);
+        self.events.publish(SessionEvent::Exited { id, reason });
         self.ended.lock().push(Arc::clone(runtime));
     }
 }
@@ -493,21 +600,20 @@ fn log_exit(report: &ExitReport) {
 }
 
 /// Everything a session thread needs, moved into it.
-struct Launch {
-    shared: Arc<Shared>,
-    runtime: Arc<Runtime>,
+struct Launch<M> {
+    shared: Arc<Shared<M>>,
+    runtime: Arc<Runtime<M>>,
     session: Session,
-    control: crossbeam_channel::Receiver<crate::body::Control>,
+    channels: (Receiver<Control>, Receiver<M>),
     done: DoneGuard,
     started: Started,
 }
 
-impl Launch {
-    fn spawn<B: SessionBody>(
-        self,
-        body: B,
-        policy: RestartPolicy,
-    ) -> std::io::Result<JoinHandle<()>> {
+impl<M: Send + 'static> Launch<M> {
+    fn spawn<B>(self, body: B, policy: RestartPolicy) -> std::io::Result<JoinHandle<()>>
+    where
+        B: SessionBody<M>,
+    {
         let mut builder = thread::Builder::new().name(self.session.name().to_owned());
         if let Some(bytes) = self.shared.stack_size {
             builder = builder.stack_size(bytes);
@@ -516,17 +622,21 @@ impl Launch {
     }
 
     /// The session thread from first to last instruction.
-    fn run<B: SessionBody>(self, body: B, policy: RestartPolicy) {
+    fn run<B: SessionBody<M>>(self, body: B, policy: RestartPolicy) {
         let began = Instant::now();
         self.runtime.set_thread();
-        let ctx = SessionContext::new(self.session, Arc::clone(&self.runtime), self.control);
+        let id = *self.session.id();
+        let ctx = SessionContext::new(self.session, Arc::clone(&self.runtime), self.channels);
         let Outcome {
             reason,
             restarts,
             unanswered,
-        } = supervise(body, &ctx, policy, self.started);
+        } = supervise(body, &ctx, policy, self.started, &self.shared.events);
+        // The mailbox goes first: later sends fail and hand their message back, and
+        // queued calls learn at once that no reply will come.
+        drop(ctx);
         let report = ExitReport {
-            id: *ctx.id(),
+            id,
             reason,
             restarts,
             run_time: began.elapsed(),

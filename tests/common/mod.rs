@@ -27,7 +27,8 @@ pub struct Projects {
 impl Projects {
     /// `n` new directories named `0`, `1`, ... in a directory of their own.
     pub fn new(n: usize) -> Projects {
-        let base = std::env::temp_dir().join(format!("session-supervisor-test-{}", SessionId::new()));
+        let base =
+            std::env::temp_dir().join(format!("session-supervisor-test-{}", SessionId::new()));
         let dirs: Vec<PathBuf> = (0..n).map(|i| base.join(i.to_string())).collect();
         for dir in &dirs {
             std::fs::create_dir_all(dir).expect("create a project directory");
@@ -37,7 +38,9 @@ impl Projects {
 
     /// The canonical path of directory `i`.
     pub fn path(&self, i: usize) -> PathBuf {
-        self.dirs[i].canonicalize().expect("project directory exists")
+        self.dirs[i]
+            .canonicalize()
+            .expect("project directory exists")
     }
 
     /// The directory holding all the projects.
@@ -59,7 +62,9 @@ impl Drop for Projects {
 
 /// The number of threads of this process, where the OS tells (Linux); `None` elsewhere.
 pub fn thread_count() -> Option<usize> {
-    std::fs::read_dir("/proc/self/task").ok().map(|tasks| tasks.count())
+    std::fs::read_dir("/proc/self/task")
+        .ok()
+        .map(|tasks| tasks.count())
 }
 
 /// Runs `test` on its own thread and fails, naming it, if it takes longer than `limit`:

@@ -1,11 +1,36 @@
-//! Starts three sessions on fresh temp directories, shows the limit and duplicate
-//! errors, looks the sessions up, and stops them.
+//! Starts three sessions on fresh temp directories, talks to them, shows the limit and
+//! duplicate errors, looks the sessions up, and stops them.
 //!
 //! Run with `cargo run --example quickstart`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use session_supervisor::{Error, Session, SessionId, SessionSupervisor};
+use session_supervisor::{Error, ReplyTo, Session, SessionContext, SessionId, SessionSupervisor};
+
+/// What the sessions understand.
+enum Msg {
+    /// Write a note into the project directory.
+    Note(String),
+    /// Reply with the number of files in the project directory.
+    CountFiles(ReplyTo<usize>),
+}
+
+/// Every session runs this on its own thread until it is asked to stop.
+fn project_body(ctx: &SessionContext<Msg>) {
+    let dir = ctx.session().project_path().to_path_buf();
+    while let Some(msg) = ctx.recv() {
+        match msg {
+            Msg::Note(text) => {
+                let file = dir.join(format!("note-{}.txt", text.len()));
+                std::fs::write(file, text).expect("write a note");
+            }
+            Msg::CountFiles(reply) => {
+                reply.send(std::fs::read_dir(&dir).map_or(0, |entries| entries.count()));
+            }
+        }
+    }
+}
 
 fn main() -> Result<(), Error> {
     let base = std::env::temp_dir().join(format!("quickstart-{}", SessionId::new()));
@@ -17,59 +42,73 @@ fn main() -> Result<(), Error> {
         std::fs::create_dir_all(dir).expect("create a temp project directory");
     }
 
-    let sup = SessionSupervisor::builder().max_sessions(3).build();
+    let sup = SessionSupervisor::builder()
+        .messages::<Msg>()
+        .max_sessions(3)
+        .build();
+    let events = sup.subscribe();
     println!("supervisor ready: at most {} sessions", sup.max_sessions());
 
-    // 1. Start three sessions; each body idles on its own thread until stopped.
-    let mut ids = Vec::new();
+    // 1. Start three sessions, one per project directory.
+    let mut handles = Vec::new();
     for dir in &dirs[..3] {
-        let handle = sup.start_session(Session::new(dir)?, |ctx| {
-            ctx.wait_for_shutdown();
-        })?;
+        let handle = sup.start_session(Session::new(dir)?, project_body)?;
         let session = sup.lookup(handle.id())?;
-        println!(
-            "started  {:<6} {}  ({})",
-            session.name(),
-            handle.id(),
-            dir.display()
-        );
-        ids.push(*handle.id());
+        println!("started   {:<6} {}", session.name(), handle.id());
+        handles.push(handle);
     }
 
-    // 2. A fourth session is over the limit.
-    let over = sup.start_session(Session::new(&dirs[3])?, |ctx| ctx.wait_for_shutdown());
-    println!("4th start: {}", over.unwrap_err());
+    // 2. Talk to them: a message, then a call that waits for the reply.
+    handles[0].send(Msg::Note("hello from quickstart".into()))?;
+    handles[0].send(Msg::Note("a second note".into()))?;
+    let files = handles[0].call(Msg::CountFiles, Duration::from_secs(5))?;
+    println!("alpha     has {files} files after two notes");
 
-    // 3. One directory, one session, however the path is spelled.
-    sup.stop_session(&ids[2])?;
+    // 3. A fourth session is over the limit.
+    let over = sup.start_session(Session::new(&dirs[3])?, project_body);
+    println!("4th start refused: {}", over.unwrap_err());
+
+    // 4. One directory, one session, however the path is spelled (with room below the
+    //    limit, so the duplicate is what is refused).
+    let gamma = handles.pop().expect("three handles");
+    let report = sup.stop_session(gamma.id())?;
+    println!(
+        "stopped   gamma: {}, {} sessions left",
+        report.reason(),
+        sup.count()
+    );
     let spelled = dirs[0].join("..").join("alpha");
-    let duplicate = sup.start_session(Session::new(&spelled)?, |ctx| ctx.wait_for_shutdown());
-    println!("duplicate: {}", duplicate.unwrap_err());
-    println!("stopped  gamma, {} sessions left", sup.count());
+    let duplicate = sup.start_session(Session::new(&spelled)?, project_body);
+    println!("duplicate refused: {}", duplicate.unwrap_err());
 
-    // 4. Lookups by id, by path and by name.
-    let by_path = sup.lookup_by_path(&spelled)?;
-    let by_name = sup.lookup_by_name("beta")?;
-    println!("by path  {} -> {}", spelled.display(), by_path.name());
-    println!("by name  beta -> {}", by_name.id());
-    for session in sup.list_all() {
-        println!(
-            "listed   {:<6} running: {}",
-            session.name(),
-            sup.session_running(session.id())
-        );
-    }
+    // 5. Lookups by id, by path and by name.
+    println!(
+        "by path   {} -> {}",
+        spelled.display(),
+        sup.lookup_by_path(&spelled)?.name()
+    );
+    println!("by name   beta -> {}", sup.lookup_by_name("beta")?.id());
+    println!(
+        "by id     {} -> {}",
+        handles[1].id(),
+        sup.lookup(handles[1].id())?.name()
+    );
 
-    // 5. Stop the rest and report how each ended.
-    for id in &ids[..2] {
-        let report = sup.stop_session(id)?;
+    // 6. Stop the rest and report how each ended.
+    for handle in &handles {
+        let report = sup.stop_session(handle.id())?;
         println!(
-            "stopped  {id}: {} after {:?}",
+            "stopped   {}: {} after {:?}",
+            handle.id(),
             report.reason(),
             report.run_time()
         );
     }
-    println!("done: {} sessions running", sup.count());
+    let seen = std::iter::from_fn(|| events.try_recv()).count();
+    println!(
+        "done: {} sessions running, {seen} lifecycle events seen",
+        sup.count()
+    );
     std::fs::remove_dir_all(&base).expect("remove the temp directories");
     Ok(())
 }

@@ -86,6 +86,70 @@
 //! The standard panic hook still prints each panic once on stderr; the crate logs the
 //! restart (warn) or the end (warn or error) through the `log` crate.
 //!
+//! # Messages and calls
+//!
+//! A supervisor carries one message type for all its sessions, chosen on the builder.
+//! Each session has a mailbox next to its control channel: a stop never waits behind
+//! queued messages, and takes priority over them.
+//!
+//! ```
+//! use std::time::Duration;
+//! use session_supervisor::{ReplyTo, Session, SessionSupervisor};
+//!
+//! enum Msg {
+//!     Add(u64),
+//!     Total(ReplyTo<u64>),
+//! }
+//!
+//! let sup = SessionSupervisor::builder().messages::<Msg>().build();
+//! let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
+//!     let mut total = 0;
+//!     while let Some(msg) = ctx.recv() {
+//!         match msg {
+//!             Msg::Add(n) => total += n,
+//!             Msg::Total(reply) => reply.send(total),
+//!         }
+//!     }
+//! })?;
+//! handle.send(Msg::Add(40))?;
+//! sup.send(handle.id(), Msg::Add(2))?;
+//! assert_eq!(handle.call(Msg::Total, Duration::from_secs(5))?, 42);
+//!
+//! // After the session ended, a message comes back to its sender.
+//! sup.stop_session(handle.id())?;
+//! let undelivered = handle.send(Msg::Add(1)).unwrap_err();
+//! assert!(matches!(undelivered.into_message(), Msg::Add(1)));
+//! # Ok::<(), session_supervisor::Error>(())
+//! ```
+//!
+//! # Lifecycle events
+//!
+//! [`SessionSupervisor::subscribe`] gives a [`Subscription`] to every `Started`,
+//! `Restarted` and `Exited` event from then on, each session's in order. A subscriber
+//! that does not read never slows the sessions: its queue is bounded and drops the
+//! oldest events, counting them.
+//!
+//! ```
+//! use std::time::Duration;
+//! use session_supervisor::{stub, ExitReason, Session, SessionEvent, SessionSupervisor};
+//!
+//! let sup = SessionSupervisor::new();
+//! let events = sup.subscribe();
+//! let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::returns())?;
+//! let exited = events.wait_for(|e| matches!(e, SessionEvent::Exited { .. }), Duration::from_secs(5));
+//! assert_eq!(
+//!     exited,
+//!     Some(SessionEvent::Exited { id: *handle.id(), reason: ExitReason::Normal })
+//! );
+//! # Ok::<(), session_supervisor::Error>(())
+//! ```
+//!
+//! # Shutdown
+//!
+//! [`SessionSupervisor::shutdown`] (or dropping the supervisor) asks every session to
+//! stop at once, then joins them newest first, all within one shutdown timeout, and
+//! reports how each ended. Starts fail with [`Error::ShuttingDown`] from then on.
+//!
 //! # Testing with stub bodies
 //!
 //! [`stub`] has ready bodies: [`stub::idle`], [`stub::returns`], [`stub::panics`],

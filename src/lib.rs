@@ -175,6 +175,11 @@
 //!
 //! Every fallible call returns [`Error`], one `#[non_exhaustive]` enum whose variants
 //! carry the id, path or name concerned. A failed call changes nothing.
+//! # Feature flags
+//!
+//! - `serde`: `Serialize` and `Deserialize` for [`SessionId`] and [`Session`], to save
+//!   a session list and restore it. A restored session is validated again: its
+//!   directory must still exist.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 #![forbid(unsafe_code)]
@@ -190,6 +195,8 @@ mod message;
 mod policy;
 mod registry;
 mod runtime;
+#[cfg(feature = "serde")]
+mod serde_impls;
 mod session;
 pub mod stub;
 mod supervise;

@@ -122,6 +122,23 @@ impl Session {
         Ok(())
     }
 
+    /// A session from already validated parts (the `serde` feature restores with it).
+    #[cfg(feature = "serde")]
+    pub(crate) fn restore(
+        id: SessionId,
+        name: String,
+        project_path: PathBuf,
+        (created_at, updated_at): (SystemTime, SystemTime),
+    ) -> Session {
+        Session {
+            id,
+            name,
+            project_path,
+            created_at,
+            updated_at,
+        }
+    }
+
     fn touch(&mut self) {
         let now = SystemTime::now();
         let next = self.updated_at + Duration::from_nanos(1);

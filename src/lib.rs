@@ -215,6 +215,11 @@ pub use crate::registry::{SessionRegistry, DEFAULT_MAX_SESSIONS};
 pub use crate::session::{Session, SessionBuilder, MAX_NAME_CHARS};
 pub use crate::supervisor::SessionSupervisor;
 
+/// The README's examples, run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 /// The channel crate of [`SessionContext::control`], re-exported so that `select!` and
 /// the channel types match the crate's own version.
 pub use crossbeam_channel;

@@ -175,12 +175,15 @@ impl<M> Runtime<M> {
     /// (after [`wait`](Self::wait) said so): the join then only waits for the thread's
     /// last instructions.
     pub(crate) fn join(&self) {
-        let taken = std::mem::replace(&mut *self.join.lock(), JoinState::Joined);
-        match taken {
-            // The thread catches every panic of the body, so it cannot end in one.
-            JoinState::Running(handle) => drop(handle.join()),
-            // Not stored yet: leave it for whoever stores it to hand to the reaper.
-            JoinState::Spawning => *self.join.lock() = JoinState::Spawning,
+        let mut state = self.join.lock();
+        match std::mem::replace(&mut *state, JoinState::Joined) {
+            JoinState::Running(handle) => {
+                drop(state);
+                // The thread catches every panic of the body, so it cannot end in one.
+                drop(handle.join());
+            }
+            // Not stored yet: `start_session` stores it, and the reaper joins it later.
+            JoinState::Spawning => *state = JoinState::Spawning,
             JoinState::Joined => {}
         }
     }
@@ -220,5 +223,31 @@ impl<M> Runtime<M> {
             restarts: 0,
             run_time: Duration::ZERO,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> (Runtime<()>, DoneGuard) {
+        let (control, _) = crossbeam_channel::unbounded();
+        let (mailbox, _) = crossbeam_channel::unbounded();
+        Runtime::new(SessionId::new(), 0, control, mailbox)
+    }
+
+    /// A stopper may find the thread ended before `start_session` stored its handle;
+    /// the handle stored afterwards must still be joined (and `join` swaps the state
+    /// under one lock, so a handle stored meanwhile is never overwritten).
+    #[test]
+    fn join_before_the_handle_is_stored_leaves_the_join_to_the_reaper() {
+        let (runtime, done) = runtime();
+        runtime.join();
+        assert!(!runtime.try_join(), "nothing stored yet: nothing joined");
+        let thread = std::thread::spawn(move || drop(done));
+        runtime.set_join_handle(thread);
+        assert!(matches!(runtime.wait(Duration::from_secs(10)), Ended::Yes));
+        runtime.join();
+        assert!(runtime.try_join(), "joined once stored");
     }
 }

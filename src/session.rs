@@ -48,7 +48,7 @@ impl Session {
     ///
     /// [`Error::InvalidPath`] if the path is empty, does not exist, is not a directory,
     /// cannot be resolved or is not UTF-8; [`Error::InvalidName`] if the directory's name
-    /// holds control characters.
+    /// is only whitespace or holds control characters.
     pub fn new(project_path: impl AsRef<Path>) -> Result<Session> {
         Session::builder(project_path).build()
     }

@@ -113,6 +113,10 @@ fn run_once<M, B: SessionBody<M>>(
         // start_session waits on the other end; it cannot have gone away.
         let _ = started.send(Ok(()));
     }
+    if ctx.shutdown_requested() {
+        // Stopped during init: no run starts once a stop was requested.
+        return Ending::Returned;
+    }
     match catch_unwind(AssertUnwindSafe(|| body.run(ctx))) {
         Ok(()) => Ending::Returned,
         Err(payload) => Ending::Panicked(panic_message(&*payload)),

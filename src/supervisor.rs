@@ -577,16 +577,18 @@ impl<M> Shared<M> {
         }
     }
 
-    /// The end of a session thread: unregister, record the report, tell subscribers,
-    /// queue for a join.
+    /// The end of a session thread: queue for a join, unregister, record the report,
+    /// tell subscribers.
     fn finish(&self, runtime: &Arc<Runtime<M>>, report: ExitReport) {
+        // Queued for a join before it leaves the registry, so a shutdown running
+        // meanwhile finds it in one place or the other, never in neither.
+        self.ended.lock().push(Arc::clone(runtime));
         self.unregister(runtime);
         log_exit(&report);
         let id = report.id;
         let reason = report.reason.clone();
         runtime.set_exit(report);
         self.events.publish(SessionEvent::Exited { id, reason });
-        self.ended.lock().push(Arc::clone(runtime));
     }
 }
 

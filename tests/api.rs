@@ -13,7 +13,7 @@ fn send_sync<T: Send + Sync>() {}
 fn debug<T: Debug>() {}
 
 /// A message type that is `Send` but not `Sync` nor `Debug`, as a user's may be.
-struct Unshared(std::cell::Cell<u8>);
+struct Unshared(std::marker::PhantomData<std::cell::Cell<u8>>);
 
 #[test]
 fn shared_types_are_send_and_sync() {

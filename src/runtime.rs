@@ -6,7 +6,7 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::body::Control;
 use crate::{Error, ExitReason, ExitReport, SendError, SessionId};
@@ -22,7 +22,9 @@ pub(crate) struct Runtime<M> {
     /// Start order within the supervisor; shutdown joins the newest first.
     seq: u64,
     control: Sender<Control>,
-    mailbox: Sender<M>,
+    /// Taken when the session ends: a bounded channel keeps queued messages until its
+    /// last sender is gone, so the runtime (kept alive by handles) must not hold one.
+    mailbox: RwLock<Option<Sender<M>>>,
     shutdown: AtomicBool,
     thread_id: OnceLock<ThreadId>,
     /// The right to join: taken by exactly one of a stopper or the reaper.
@@ -77,7 +79,7 @@ impl<M> Runtime<M> {
             id,
             seq,
             control,
-            mailbox,
+            mailbox: RwLock::new(Some(mailbox)),
             shutdown: AtomicBool::new(false),
             thread_id: OnceLock::new(),
             join: Mutex::new(JoinState::Spawning),
@@ -97,14 +99,18 @@ impl<M> Runtime<M> {
 
     /// Queues a message, blocking while a bounded mailbox is full.
     pub(crate) fn send(&self, message: M) -> Result<(), SendError<M>> {
-        self.mailbox
-            .send(message)
-            .map_err(|e| self.gone(e.into_inner()))
+        match self.mailbox() {
+            Some(mailbox) => mailbox.send(message).map_err(|e| self.gone(e.into_inner())),
+            None => Err(self.gone(message)),
+        }
     }
 
     /// Queues a message, blocking until `deadline` at most while the mailbox is full.
     pub(crate) fn send_deadline(&self, message: M, deadline: Instant) -> Result<(), SendError<M>> {
-        self.mailbox
+        let Some(mailbox) = self.mailbox() else {
+            return Err(self.gone(message));
+        };
+        mailbox
             .send_deadline(message, deadline)
             .map_err(|e| match e {
                 SendTimeoutError::Timeout(message) => self.full(message),
@@ -114,10 +120,25 @@ impl<M> Runtime<M> {
 
     /// Queues a message if the mailbox has room, without blocking.
     pub(crate) fn try_send(&self, message: M) -> Result<(), SendError<M>> {
-        self.mailbox.try_send(message).map_err(|e| match e {
+        let Some(mailbox) = self.mailbox() else {
+            return Err(self.gone(message));
+        };
+        mailbox.try_send(message).map_err(|e| match e {
             TrySendError::Full(message) => self.full(message),
             TrySendError::Disconnected(message) => self.gone(message),
         })
+    }
+
+    /// A sender of the mailbox, cloned out so no lock is held while a send blocks.
+    fn mailbox(&self) -> Option<Sender<M>> {
+        self.mailbox.read().clone()
+    }
+
+    /// Lets go of the mailbox: once the session's receiver is gone too, queued messages
+    /// are dropped (and the callers of queued calls learn no reply will come).
+    pub(crate) fn close_mailbox(&self) {
+        let sender = self.mailbox.write().take();
+        drop(sender);
     }
 
     fn gone(&self, message: M) -> SendError<M> {

@@ -373,6 +373,8 @@ impl<M> SessionSupervisor<M> {
     /// whether that is so. Returns `true` at once for an unknown id.
     ///
     /// Woken by the session's end, no polling: a way for tests to wait for a state.
+    /// The session's `Exited` event may be published a moment after this returns; to
+    /// wait for the event itself, use [`Subscription::wait_for`].
     ///
     /// # Examples
     ///
@@ -636,6 +638,7 @@ impl<M: Send + 'static> Launch<M> {
         } = supervise(body, &ctx, policy, self.started, &self.shared.events);
         // The mailbox goes first: later sends fail and hand their message back, and
         // queued calls learn at once that no reply will come.
+        self.runtime.close_mailbox();
         drop(ctx);
         let report = ExitReport {
             id,

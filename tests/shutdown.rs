@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier, Weak};
 use std::thread;
@@ -19,20 +18,6 @@ use session_supervisor::{
 /// An intensity window no test outlasts.
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// Sends a message when the thread it was set on ends: after every other instruction of
-/// that thread, so the message proves the thread finished (a join waits for it).
-struct OnThreadExit(Sender<()>);
-
-impl Drop for OnThreadExit {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
-}
-
-thread_local! {
-    static ON_EXIT: RefCell<Option<OnThreadExit>> = const { RefCell::new(None) };
-}
-
 /// A body that arranges a message on `exits` when its thread ends, tells `running` it
 /// runs, then idles until stopped.
 fn signals_thread_exit(
@@ -40,8 +25,7 @@ fn signals_thread_exit(
     running: Sender<()>,
 ) -> impl FnMut(&SessionContext) + Send {
     move |ctx: &SessionContext| {
-        let signal = OnThreadExit(exits.clone());
-        ON_EXIT.with(|slot| *slot.borrow_mut() = Some(signal));
+        common::signal_on_thread_exit(exits.clone());
         let _ = running.send(());
         ctx.wait_for_shutdown();
     }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,24 +17,10 @@ use session_supervisor::{
 /// The shutdown timeout of tests with stuck bodies.
 const SHORT: Duration = Duration::from_millis(200);
 
-/// Sends once its thread exits: thread-local values are dropped as the OS thread ends.
-struct OnThreadExit(Sender<()>);
-
-impl Drop for OnThreadExit {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
-}
-
-thread_local! {
-    static EXIT_SIGNAL: RefCell<Option<OnThreadExit>> = const { RefCell::new(None) };
-}
-
 /// A body that idles until stopped, and whose thread tells `exited` when it exits.
 fn idle_until_thread_exit(exited: Sender<()>) -> impl FnMut(&SessionContext) + Send + 'static {
     move |ctx: &SessionContext| {
-        let signal = OnThreadExit(exited.clone());
-        EXIT_SIGNAL.with(|slot| *slot.borrow_mut() = Some(signal));
+        common::signal_on_thread_exit(exited.clone());
         ctx.wait_for_shutdown();
     }
 }
@@ -329,7 +314,7 @@ fn dropping_the_supervisor_stops_and_joins_every_session() {
                 let (observed, exited) = (observed_tx.clone(), exited_tx.clone());
                 let handle = sup
                     .start_session(projects.session(i), move |ctx| {
-                        EXIT_SIGNAL.with(|s| *s.borrow_mut() = Some(OnThreadExit(exited.clone())));
+                        common::signal_on_thread_exit(exited.clone());
                         ctx.wait_for_shutdown();
                         let _ = observed.send(*ctx.id());
                     })

@@ -993,20 +993,6 @@ fn a_stop_during_a_restarts_init_runs_no_new_run() {
     });
 }
 
-/// Sends a message when the thread it was set on ends: after every other instruction of
-/// that thread, so the message proves the thread finished (a join waits for it).
-struct OnThreadExit(Sender<()>);
-
-impl Drop for OnThreadExit {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
-}
-
-thread_local! {
-    static ON_EXIT: std::cell::RefCell<Option<OnThreadExit>> = const { std::cell::RefCell::new(None) };
-}
-
 #[test]
 fn dropping_the_supervisor_joins_a_session_that_is_ending_on_its_own() {
     guard(
@@ -1019,8 +1005,7 @@ fn dropping_the_supervisor_joins_a_session_that_is_ending_on_its_own() {
             let (ended, release) = log_tap::hold(session.id(), "ended");
             let (exit_tx, exit) = unbounded();
             let body = body_fn(move |_| {
-                let signal = OnThreadExit(exit_tx.clone());
-                ON_EXIT.with(|slot| *slot.borrow_mut() = Some(signal));
+                common::signal_on_thread_exit(exit_tx.clone());
             });
             let handle = sup.start_session(session, body).expect("start");
             recv_within(&ended, "the session logging its end");

@@ -103,3 +103,24 @@ where
 {
     with_watchdog(name, GUARD_LIMIT, test);
 }
+
+/// Sends on its channel when dropped.
+struct OnThreadExit(crossbeam_channel::Sender<()>);
+
+impl Drop for OnThreadExit {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+thread_local! {
+    static ON_EXIT: std::cell::RefCell<Option<OnThreadExit>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Makes the current thread send on `exited` when it ends: thread-locals drop after
+/// every other instruction of the thread, so once the message is there the thread has
+/// finished (and a join that returned has really joined it).
+pub fn signal_on_thread_exit(exited: crossbeam_channel::Sender<()>) {
+    ON_EXIT.with(|slot| *slot.borrow_mut() = Some(OnThreadExit(exited)));
+}

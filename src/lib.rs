@@ -191,6 +191,7 @@ mod event;
 mod exit;
 mod handle;
 mod id;
+mod launch;
 mod message;
 mod policy;
 mod registry;

@@ -6,20 +6,18 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
-use crate::body::{Control, SessionContext};
+use crate::body::SessionContext;
 use crate::event::Subscribers;
+use crate::launch::Launch;
 use crate::registry::Registry;
-use crate::runtime::{DoneGuard, Ended, Runtime};
-use crate::supervise::{supervise, Outcome, Started};
+use crate::runtime::{Ended, Runtime};
 use crate::{
-    Error, ExitReason, ExitReport, ReplyTo, RestartPolicy, Result, SendError, Session, SessionBody,
-    SessionEvent, SessionHandle, SessionId, ShutdownReport, Subscription, SupervisorBuilder,
+    Error, ExitReport, ReplyTo, RestartPolicy, Result, SendError, Session, SessionBody,
+    SessionHandle, SessionId, ShutdownReport, Subscription, SupervisorBuilder,
 };
 
 /// Starts sessions on their own threads, tracks them in a registry, restarts them when
@@ -51,14 +49,14 @@ pub struct SessionSupervisor<M = ()> {
 }
 
 /// What the supervisor shares with its session threads.
-struct Shared<M> {
-    registry: Registry<Arc<Runtime<M>>>,
+pub(crate) struct Shared<M> {
+    pub(crate) registry: Registry<Arc<Runtime<M>>>,
     /// Sessions whose threads ended and may still need a join.
-    ended: Mutex<Vec<Arc<Runtime<M>>>>,
-    events: Subscribers,
+    pub(crate) ended: Mutex<Vec<Arc<Runtime<M>>>>,
+    pub(crate) events: Subscribers,
     next_seq: AtomicU64,
     shutdown_timeout: Duration,
-    stack_size: Option<usize>,
+    pub(crate) stack_size: Option<usize>,
     mailbox_capacity: Option<usize>,
     policy: RestartPolicy,
 }
@@ -365,6 +363,7 @@ impl<M> SessionSupervisor<M> {
     ///
     /// Any number of subscriptions may exist; each gets every event. See
     /// [`Subscription`] for what happens when a subscriber does not keep up.
+    #[must_use = "dropping the subscription unsubscribes"]
     pub fn subscribe(&self) -> Subscription {
         self.shared.events.subscribe()
     }
@@ -538,7 +537,7 @@ impl<M> Drop for SessionSupervisor<M> {
 
 impl<M> Shared<M> {
     /// Removes this incarnation's entry, if it is still the registered one.
-    fn unregister(&self, runtime: &Arc<Runtime<M>>) {
+    pub(crate) fn unregister(&self, runtime: &Arc<Runtime<M>>) {
         let id = runtime.id();
         self.registry
             .remove_if(id, |slot| Arc::ptr_eq(slot, runtime));
@@ -577,84 +576,5 @@ impl<M> Shared<M> {
                 self.await_exit_until(&runtime, deadline);
             }
         }
-    }
-
-    /// The end of a session thread: queue for a join, unregister, record the report,
-    /// tell subscribers.
-    fn finish(&self, runtime: &Arc<Runtime<M>>, report: ExitReport) {
-        // Queued for a join before it leaves the registry, so a shutdown running
-        // meanwhile finds it in one place or the other, never in neither.
-        self.ended.lock().push(Arc::clone(runtime));
-        self.unregister(runtime);
-        log_exit(&report);
-        let id = report.id;
-        let reason = report.reason.clone();
-        runtime.set_exit(report);
-        self.events.publish(SessionEvent::Exited { id, reason });
-    }
-}
-
-fn log_exit(report: &ExitReport) {
-    let (id, reason) = (report.id(), report.reason());
-    match reason {
-        ExitReason::Normal | ExitReason::Stopped => log::info!("session {id} ended: {reason}"),
-        ExitReason::Panicked { .. } => log::warn!("session {id} ended: {reason}"),
-        _ => log::error!("session {id} ended: {reason}"),
-    }
-}
-
-/// Everything a session thread needs, moved into it.
-struct Launch<M> {
-    shared: Arc<Shared<M>>,
-    runtime: Arc<Runtime<M>>,
-    session: Session,
-    channels: (Receiver<Control>, Receiver<M>),
-    done: DoneGuard,
-    started: Started,
-}
-
-impl<M: Send + 'static> Launch<M> {
-    fn spawn<B>(self, body: B, policy: RestartPolicy) -> std::io::Result<JoinHandle<()>>
-    where
-        B: SessionBody<M>,
-    {
-        let mut builder = thread::Builder::new().name(self.session.name().to_owned());
-        if let Some(bytes) = self.shared.stack_size {
-            builder = builder.stack_size(bytes);
-        }
-        builder.spawn(move || self.run(body, policy))
-    }
-
-    /// The session thread from first to last instruction.
-    fn run<B: SessionBody<M>>(self, body: B, policy: RestartPolicy) {
-        let began = Instant::now();
-        self.runtime.set_thread();
-        let id = *self.session.id();
-        let ctx = SessionContext::new(self.session, Arc::clone(&self.runtime), self.channels);
-        let Outcome {
-            reason,
-            restarts,
-            unanswered,
-        } = supervise(body, &ctx, policy, self.started, &self.shared.events);
-        // The mailbox goes first: later sends fail and hand their message back, and
-        // queued calls learn at once that no reply will come.
-        self.runtime.close_mailbox();
-        drop(ctx);
-        let report = ExitReport {
-            id,
-            reason,
-            restarts,
-            run_time: began.elapsed(),
-        };
-        self.shared.finish(&self.runtime, report);
-        if let Some(started) = unanswered {
-            let reason = match &self.runtime.exit_report().reason {
-                ExitReason::InitFailed { reason } => reason.clone(),
-                other => other.to_string(),
-            };
-            let _ = started.send(Err(reason));
-        }
-        // Last: wakes every waiter, once the entry is gone and the report is set.
-        drop(self.done);
     }
 }

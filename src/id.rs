@@ -24,7 +24,7 @@ use crate::Error;
 /// assert_eq!(text.parse::<SessionId>().unwrap(), id);
 /// assert!("not-an-id".parse::<SessionId>().is_err());
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SessionId(Uuid);
 
 impl SessionId {
@@ -38,6 +38,13 @@ impl SessionId {
     #[must_use]
     pub fn as_uuid(&self) -> &Uuid {
         &self.0
+    }
+}
+
+impl std::hash::Hash for SessionId {
+    /// One 16-byte write: ids are the registry's most hashed keys.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.0.as_u128());
     }
 }
 

@@ -5,8 +5,10 @@
 //! admission and lookups of both happen under one lock; [`SessionRegistry`] is that
 //! table with nothing attached.
 
+use std::borrow::Cow;
+use std::collections::hash_map::Entry as HashEntry;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use parking_lot::RwLock;
 
@@ -177,8 +179,9 @@ pub(crate) struct Registry<T> {
 struct Inner<T> {
     /// Every session, with its attachment.
     by_id: HashMap<SessionId, Entry<T>>,
-    /// The canonical project path of every session, to its id.
-    by_path: HashMap<PathBuf, SessionId>,
+    /// The canonical project path of every session (as text: hashing a `str` is one
+    /// pass over its bytes, hashing a `Path` walks its components), to its id.
+    by_path: HashMap<Box<str>, SessionId>,
     /// Set once admission is closed for good (the supervisor is shutting down).
     closed: bool,
 }
@@ -216,20 +219,22 @@ impl<T> Registry<T> {
                 max: self.max_sessions,
             });
         }
+        let inner = &mut *inner;
         let id = *session.id();
-        if inner.by_id.contains_key(&id) {
+        let HashEntry::Vacant(id_slot) = inner.by_id.entry(id) else {
             return Err(Error::SessionExists { id });
-        }
+        };
         let path = session.project_path();
-        if let Some(owner) = inner.by_path.get(path) {
-            return Err(Error::ProjectAlreadyOpen {
-                path: path.to_path_buf(),
-                id: *owner,
-            });
-        }
-        inner.by_path.insert(path.to_path_buf(), id);
+        let path_slot = match inner.by_path.entry(path_key(path).into()) {
+            HashEntry::Vacant(free) => free,
+            HashEntry::Occupied(taken) => {
+                let (path, id) = (path.to_path_buf(), *taken.get());
+                return Err(Error::ProjectAlreadyOpen { path, id });
+            }
+        };
+        path_slot.insert(id);
         let copy = session.clone();
-        inner.by_id.insert(id, Entry { session, slot });
+        id_slot.insert(Entry { session, slot });
         Ok(copy)
     }
 
@@ -237,7 +242,7 @@ impl<T> Registry<T> {
         self.remove_if(id, |_| true)
     }
 
-    /// Removes the entry only if its attachment passes `keep_going`: removal by
+    /// Removes the entry only if its attachment `matches`: removal by
     /// incarnation, so a late exit never removes a newer session with the same id.
     pub(crate) fn remove_if(
         &self,
@@ -249,7 +254,9 @@ impl<T> Registry<T> {
             return None;
         }
         let entry = inner.by_id.remove(id)?;
-        inner.by_path.remove(entry.session.project_path());
+        inner
+            .by_path
+            .remove(&*path_key(entry.session.project_path()));
         Some((entry.session, entry.slot))
     }
 
@@ -274,8 +281,9 @@ impl<T> Registry<T> {
     }
 
     fn get_by_exact_path(&self, path: &Path) -> Option<Session> {
+        let key = path.to_str()?;
         let inner = self.inner.read();
-        let id = inner.by_path.get(path)?;
+        let id = inner.by_path.get(key)?;
         Some(inner.by_id[id].session.clone())
     }
 
@@ -336,18 +344,19 @@ impl<T> Registry<T> {
             .ok_or_else(|| Error::not_found(id))?;
         let mut changed = entry.session.clone();
         change(&mut changed)?;
-        let old_path = entry.session.project_path();
-        if changed.project_path() != old_path {
-            if let Some(owner) = inner.by_path.get(changed.project_path()) {
+        let (old_key, new_key) = (
+            path_key(entry.session.project_path()),
+            path_key(changed.project_path()),
+        );
+        if new_key != old_key {
+            if let Some(owner) = inner.by_path.get(&*new_key) {
                 return Err(Error::ProjectAlreadyOpen {
                     path: changed.project_path().to_path_buf(),
                     id: *owner,
                 });
             }
-            inner.by_path.remove(old_path);
-            inner
-                .by_path
-                .insert(changed.project_path().to_path_buf(), *id);
+            inner.by_path.remove(&*old_key);
+            inner.by_path.insert(new_key.into(), *id);
         }
         entry.session = changed.clone();
         Ok(changed)
@@ -358,6 +367,12 @@ impl<T> Registry<T> {
         inner.by_id.clear();
         inner.by_path.clear();
     }
+}
+
+/// The path index's key of a session's canonical path, which is valid UTF-8 (sessions
+/// refuse other paths), so the conversion borrows.
+fn path_key(path: &Path) -> Cow<'_, str> {
+    path.to_string_lossy()
 }
 
 impl<T: Clone> Registry<T> {
@@ -388,6 +403,7 @@ impl<T: Clone> Registry<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// Fresh directories, one per call, removed when the value drops.
     struct Dirs(Vec<PathBuf>);
@@ -417,7 +433,7 @@ mod tests {
         let inner = registry.inner.read();
         assert_eq!(inner.by_id.len(), inner.by_path.len());
         for (path, id) in &inner.by_path {
-            assert_eq!(inner.by_id[id].session.project_path(), path);
+            assert_eq!(inner.by_id[id].session.project_path(), Path::new(&**path));
         }
     }
 

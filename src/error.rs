@@ -94,12 +94,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// The operating system refused to create the session's thread.
+    /// The session's thread could not be created: the operating system refused it, or
+    /// (on Linux) the process is too close to `vm.max_map_count`, past which a new
+    /// thread would abort the whole process (an `OutOfMemory` error saying so).
     #[error("could not spawn the thread of session {id}: {source}")]
     Spawn {
         /// The session that was not started.
         id: SessionId,
-        /// The error from the operating system.
+        /// The error from the operating system, or the mapping budget.
         #[source]
         source: io::Error,
     },

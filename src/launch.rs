@@ -53,6 +53,7 @@ impl<M: Send + 'static> Launch<M> {
     where
         B: SessionBody<M>,
     {
+        self.shared.threads.take()?;
         let mut builder = thread::Builder::new().name(self.session.name().to_owned());
         if let Some(bytes) = self.shared.stack_size {
             builder = builder.stack_size(bytes);

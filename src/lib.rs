@@ -192,6 +192,7 @@ mod exit;
 mod handle;
 mod id;
 mod launch;
+mod limits;
 mod message;
 mod policy;
 mod registry;

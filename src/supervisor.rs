@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use crate::body::SessionContext;
 use crate::event::Subscribers;
 use crate::launch::Launch;
+use crate::limits::ThreadBudget;
 use crate::registry::Registry;
 use crate::runtime::{Ended, Runtime};
 use crate::{
@@ -54,6 +55,8 @@ pub(crate) struct Shared<M> {
     /// Sessions whose threads ended and may still need a join.
     pub(crate) ended: Mutex<Vec<Arc<Runtime<M>>>>,
     pub(crate) events: Subscribers,
+    /// Refuses threads the process has no memory mappings left for.
+    pub(crate) threads: ThreadBudget,
     next_seq: AtomicU64,
     shutdown_timeout: Duration,
     pub(crate) stack_size: Option<usize>,
@@ -82,6 +85,7 @@ impl<M> SessionSupervisor<M> {
             registry: Registry::new(builder.max_sessions),
             ended: Mutex::new(Vec::new()),
             events: Subscribers::default(),
+            threads: ThreadBudget::new(),
             next_seq: AtomicU64::new(0),
             shutdown_timeout: builder.shutdown_timeout,
             stack_size: builder.stack_size,

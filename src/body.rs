@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, RecvTimeoutError as ChannelTimeout};
+use crossbeam_channel::{Receiver, RecvTimeoutError as ChannelTimeout};
 
 use crate::message::{RecvTimeoutError, TryRecvError};
 
@@ -105,19 +105,23 @@ where
     run
 }
 
-/// A message on a session's control channel.
+/// What a session's control channel carries: its messages, and the stop signal.
 ///
-/// Bodies that select on [`SessionContext::control`] receive these; any of them means
-/// the body should look at [`SessionContext::shutdown_requested`].
+/// Bodies that select on [`SessionContext::control`] receive these. Messages come in the
+/// order they were sent; `Shutdown` comes after the messages queued before the stop, so
+/// a body that wants the stop to win checks
+/// [`SessionContext::shutdown_requested`] after each message, as
+/// [`SessionContext::recv`] does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Control {
+pub enum Control<M = ()> {
     /// A stop was requested: the body should return.
     Shutdown,
+    /// A message sent with [`SessionHandle::send`](crate::SessionHandle::send) or a call.
+    Message(M),
 }
 
-/// What a session body can see of its session: its metadata, its restart count, its
-/// mailbox of messages of type `M` and its control channel.
+/// What a session body can see of its session: its metadata, its restart count, and its
+/// control channel of messages of type `M` and the stop signal.
 ///
 /// This struct is created by the supervisor and lent to [`SessionBody::init`] and
 /// [`SessionBody::run`]; it lives on the session thread. The mailbox outlives restarts:
@@ -125,8 +129,9 @@ pub enum Control {
 pub struct SessionContext<M = ()> {
     session: Session,
     runtime: Arc<Runtime<M>>,
-    control: Receiver<Control>,
-    mailbox: Receiver<M>,
+    /// Woken by a stop only: lets `wait_for_shutdown` leave the messages alone.
+    stop: Receiver<()>,
+    control: Receiver<Control<M>>,
     restarts: Cell<u32>,
 }
 
@@ -144,13 +149,13 @@ impl<M> SessionContext<M> {
     pub(crate) fn new(
         session: Session,
         runtime: Arc<Runtime<M>>,
-        channels: (Receiver<Control>, Receiver<M>),
+        (stop, control): (Receiver<()>, Receiver<Control<M>>),
     ) -> Self {
         SessionContext {
             session,
             runtime,
-            control: channels.0,
-            mailbox: channels.1,
+            stop,
+            control,
             restarts: Cell::new(0),
         }
     }
@@ -183,22 +188,23 @@ impl<M> SessionContext<M> {
         self.runtime.shutdown_requested()
     }
 
-    /// Blocks until a stop is requested (woken by the control channel, no polling).
+    /// Blocks until a stop is requested (woken by the stop, no polling). Messages stay
+    /// in the mailbox.
     pub fn wait_for_shutdown(&self) {
         while !self.shutdown_requested() {
-            if self.control.recv().is_err() {
+            if self.stop.recv().is_err() {
                 return;
             }
         }
     }
 
     /// Blocks until a stop is requested or `timeout` passes; returns whether a stop was
-    /// requested. Handy for bodies that do periodic work.
+    /// requested. Handy for bodies that do periodic work. Messages stay in the mailbox.
     ///
     /// # Examples
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
     /// use session_supervisor::{Session, SessionSupervisor};
     ///
     /// let sup = SessionSupervisor::new();
@@ -213,8 +219,8 @@ impl<M> SessionContext<M> {
     pub fn wait_for_shutdown_timeout(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while !self.shutdown_requested() {
-            match self.control.recv_deadline(deadline) {
-                Ok(_) => {}
+            match self.stop.recv_deadline(deadline) {
+                Ok(()) => {}
                 Err(ChannelTimeout::Timeout) => return false,
                 Err(ChannelTimeout::Disconnected) => return true,
             }
@@ -247,16 +253,12 @@ impl<M> SessionContext<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn recv(&self) -> Option<M> {
-        loop {
-            match self.try_recv() {
-                Ok(message) => return Some(message),
-                Err(TryRecvError::Shutdown) => return None,
-                Err(TryRecvError::Empty) => {}
-            }
-            select! {
-                recv(self.control) -> signal => if signal.is_err() { return None },
-                recv(self.mailbox) -> message => return message.ok(),
-            }
+        if self.shutdown_requested() {
+            return None;
+        }
+        match self.control.recv() {
+            Ok(Control::Message(message)) if !self.shutdown_requested() => Some(message),
+            _ => None,
         }
     }
 
@@ -267,23 +269,13 @@ impl<M> SessionContext<M> {
     /// [`RecvTimeoutError::Shutdown`] once a stop is requested (it takes priority over
     /// queued messages); [`RecvTimeoutError::Timeout`] if no message came in time.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<M, RecvTimeoutError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.try_recv() {
-                Ok(message) => return Ok(message),
-                Err(TryRecvError::Shutdown) => return Err(RecvTimeoutError::Shutdown),
-                Err(TryRecvError::Empty) => {}
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            select! {
-                recv(self.control) -> signal => if signal.is_err() {
-                    return Err(RecvTimeoutError::Shutdown);
-                },
-                recv(self.mailbox) -> message => {
-                    return message.map_err(|_| RecvTimeoutError::Shutdown);
-                }
-                default(left) => return Err(RecvTimeoutError::Timeout),
-            }
+        if self.shutdown_requested() {
+            return Err(RecvTimeoutError::Shutdown);
+        }
+        match self.control.recv_timeout(timeout) {
+            Ok(Control::Message(message)) if !self.shutdown_requested() => Ok(message),
+            Err(ChannelTimeout::Timeout) => Err(RecvTimeoutError::Timeout),
+            _ => Err(RecvTimeoutError::Shutdown),
         }
     }
 
@@ -297,68 +289,47 @@ impl<M> SessionContext<M> {
         if self.shutdown_requested() {
             return Err(TryRecvError::Shutdown);
         }
-        self.mailbox.try_recv().map_err(|_| TryRecvError::Empty)
+        match self.control.try_recv() {
+            Ok(Control::Message(message)) if !self.shutdown_requested() => Ok(message),
+            Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
+            _ => Err(TryRecvError::Shutdown),
+        }
     }
 
-    /// The mailbox, for bodies that select on it together with other channels.
+    /// The control channel: the session's messages and the stop signal, for bodies that
+    /// wait on their own channels too.
     ///
-    /// Select on [`control`](Self::control) too, so a stop wakes the body.
+    /// Each item is a [`Control`]. A stop comes after the messages queued before it;
+    /// check [`shutdown_requested`](Self::shutdown_requested) after each message if the
+    /// stop should win, as [`recv`](Self::recv) does.
     ///
     /// # Examples
     ///
     /// ```
     /// use session_supervisor::crossbeam_channel::{select, unbounded};
-    /// use session_supervisor::{Session, SessionSupervisor};
+    /// use session_supervisor::{Control, Session, SessionSupervisor};
     ///
-    /// let (ticks_tx, ticks_rx) = unbounded::<()>();
+    /// let (jobs_tx, jobs_rx) = unbounded::<u32>();
     /// let (log_tx, log_rx) = unbounded::<String>();
     /// let sup = SessionSupervisor::builder().messages::<String>().build();
     /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, move |ctx| loop {
     ///     select! {
-    ///         recv(ctx.control()) -> _ => if ctx.shutdown_requested() { return },
-    ///         recv(ctx.mailbox()) -> text => log_tx.send(text.unwrap()).unwrap(),
-    ///         recv(ticks_rx) -> _ => log_tx.send("tick".into()).unwrap(),
+    ///         recv(ctx.control()) -> item => match item {
+    ///             Ok(Control::Message(text)) => log_tx.send(text).unwrap(),
+    ///             _ => return, // Shutdown
+    ///         },
+    ///         recv(jobs_rx) -> job => log_tx.send(format!("job {}", job.unwrap())).unwrap(),
     ///     }
     /// })?;
     /// handle.send("hello".into())?;
     /// assert_eq!(log_rx.recv().unwrap(), "hello");
-    /// ticks_tx.send(()).unwrap();
-    /// assert_eq!(log_rx.recv().unwrap(), "tick");
+    /// jobs_tx.send(7).unwrap();
+    /// assert_eq!(log_rx.recv().unwrap(), "job 7");
     /// sup.stop_session(handle.id())?;
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     #[must_use]
-    pub fn mailbox(&self) -> &Receiver<M> {
-        &self.mailbox
-    }
-
-    /// The control channel, for bodies that wait on their own channels too.
-    ///
-    /// Each message is a [`Control`]; after receiving one, check
-    /// [`shutdown_requested`](Self::shutdown_requested).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use crossbeam_channel::{select, unbounded};
-    /// use session_supervisor::{Session, SessionSupervisor};
-    ///
-    /// let (jobs_tx, jobs_rx) = unbounded::<u32>();
-    /// let (done_tx, done_rx) = unbounded::<u32>();
-    /// let sup = SessionSupervisor::new();
-    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, move |ctx| loop {
-    ///     select! {
-    ///         recv(ctx.control()) -> _ => if ctx.shutdown_requested() { return },
-    ///         recv(jobs_rx) -> job => done_tx.send(job.unwrap() * 2).unwrap(),
-    ///     }
-    /// })?;
-    /// jobs_tx.send(21).unwrap();
-    /// assert_eq!(done_rx.recv().unwrap(), 42);
-    /// sup.stop_session(handle.id())?;
-    /// # Ok::<(), session_supervisor::Error>(())
-    /// ```
-    #[must_use]
-    pub fn control(&self) -> &Receiver<Control> {
+    pub fn control(&self) -> &Receiver<Control<M>> {
         &self.control
     }
 }

@@ -92,7 +92,8 @@ impl<M> SupervisorBuilder<M> {
     /// Bounds every session's mailbox to `capacity` messages (default: unbounded). A
     /// full mailbox makes `send` block and `try_send` fail with
     /// [`Error::MailboxFull`](crate::Error::MailboxFull); stop requests never wait
-    /// behind it. A capacity of 0 makes every send a rendezvous with the body's receive.
+    /// behind it. A capacity of 0 is taken as 1: a stop must find a free slot to wake a
+    /// body blocked on its mailbox.
     pub fn mailbox_capacity(mut self, capacity: usize) -> SupervisorBuilder<M> {
         self.mailbox_capacity = Some(capacity);
         self

@@ -43,7 +43,7 @@ pub(crate) struct Launch<M> {
     pub(crate) shared: Arc<Shared<M>>,
     pub(crate) runtime: Arc<Runtime<M>>,
     pub(crate) session: Session,
-    pub(crate) channels: (Receiver<Control>, Receiver<M>),
+    pub(crate) channels: (Receiver<()>, Receiver<Control<M>>),
     pub(crate) done: DoneGuard,
     pub(crate) started: Started,
 }

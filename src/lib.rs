@@ -89,8 +89,9 @@
 //! # Messages and calls
 //!
 //! A supervisor carries one message type for all its sessions, chosen on the builder.
-//! Each session has a mailbox next to its control channel: a stop never waits behind
-//! queued messages, and takes priority over them.
+//! A session's messages and its stop signal come through one channel, its mailbox, so a
+//! body blocks on a single receive; a stop takes priority over queued messages and never
+//! waits for room in a full mailbox.
 //!
 //! ```
 //! use std::time::Duration;

@@ -21,10 +21,12 @@ pub(crate) struct Runtime<M> {
     id: SessionId,
     /// Start order within the supervisor; shutdown joins the newest first.
     seq: u64,
-    control: Sender<Control>,
+    /// Wakes `wait_for_shutdown`, which must not take messages from the mailbox.
+    stop: Sender<()>,
+    /// Messages and the stop signal, in one channel so a body blocks on one receive.
     /// Taken when the session ends: a bounded channel keeps queued messages until its
     /// last sender is gone, so the runtime (kept alive by handles) must not hold one.
-    mailbox: RwLock<Option<Sender<M>>>,
+    mailbox: RwLock<Option<Sender<Control<M>>>>,
     shutdown: AtomicBool,
     thread_id: OnceLock<ThreadId>,
     /// The right to join: taken by exactly one of a stopper or the reaper.
@@ -71,14 +73,14 @@ impl<M> Runtime<M> {
     pub(crate) fn new(
         id: SessionId,
         seq: u64,
-        control: Sender<Control>,
-        mailbox: Sender<M>,
+        stop: Sender<()>,
+        mailbox: Sender<Control<M>>,
     ) -> (Runtime<M>, DoneGuard) {
         let (done_tx, done) = crossbeam_channel::bounded(0);
         let runtime = Runtime {
             id,
             seq,
-            control,
+            stop,
             mailbox: RwLock::new(Some(mailbox)),
             shutdown: AtomicBool::new(false),
             thread_id: OnceLock::new(),
@@ -99,39 +101,67 @@ impl<M> Runtime<M> {
 
     /// Queues a message, blocking while a bounded mailbox is full.
     pub(crate) fn send(&self, message: M) -> Result<(), SendError<M>> {
-        match self.mailbox() {
-            Some(mailbox) => mailbox.send(message).map_err(|e| self.gone(e.into_inner())),
-            None => Err(self.gone(message)),
-        }
+        self.deliver(message, |mailbox, letter| {
+            mailbox
+                .send(letter)
+                .map_err(|e| (Error::SessionGone { id: self.id }, e.0))
+        })
     }
 
     /// Queues a message, blocking until `deadline` at most while the mailbox is full.
     pub(crate) fn send_deadline(&self, message: M, deadline: Instant) -> Result<(), SendError<M>> {
-        let Some(mailbox) = self.mailbox() else {
-            return Err(self.gone(message));
-        };
-        mailbox
-            .send_deadline(message, deadline)
-            .map_err(|e| match e {
-                SendTimeoutError::Timeout(message) => self.full(message),
-                SendTimeoutError::Disconnected(message) => self.gone(message),
-            })
+        self.deliver(message, |mailbox, letter| {
+            mailbox
+                .send_deadline(letter, deadline)
+                .map_err(|e| match e {
+                    SendTimeoutError::Timeout(letter) => {
+                        (Error::MailboxFull { id: self.id }, letter)
+                    }
+                    SendTimeoutError::Disconnected(letter) => {
+                        (Error::SessionGone { id: self.id }, letter)
+                    }
+                })
+        })
     }
 
     /// Queues a message if the mailbox has room, without blocking.
     pub(crate) fn try_send(&self, message: M) -> Result<(), SendError<M>> {
-        let Some(mailbox) = self.mailbox() else {
-            return Err(self.gone(message));
-        };
-        mailbox.try_send(message).map_err(|e| match e {
-            TrySendError::Full(message) => self.full(message),
-            TrySendError::Disconnected(message) => self.gone(message),
-        })
+        let full = |letter| Err((Error::MailboxFull { id: self.id }, letter));
+        self.deliver(message, |_, letter| full(letter))
     }
 
-    /// A sender of the mailbox, cloned out so no lock is held while a send blocks.
-    fn mailbox(&self) -> Option<Sender<M>> {
-        self.mailbox.read().clone()
+    /// Queues `message` if the mailbox has room now (the common case, done under the
+    /// read lock, never blocking); else hands it to `wait`, with a sender cloned out of
+    /// the lock, so no lock is held while a send blocks.
+    fn deliver(
+        &self,
+        message: M,
+        wait: impl FnOnce(Sender<Control<M>>, Control<M>) -> Result<(), (Error, Control<M>)>,
+    ) -> Result<(), SendError<M>> {
+        let gone = || Error::SessionGone { id: self.id };
+        let guard = self.mailbox.read();
+        let Some(mailbox) = guard.as_ref() else {
+            return Err(SendError {
+                message,
+                error: gone(),
+            });
+        };
+        let (error, letter) = match mailbox.try_send(Control::Message(message)) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(letter)) => (gone(), letter),
+            Err(TrySendError::Full(letter)) => {
+                let mailbox = mailbox.clone();
+                drop(guard);
+                match wait(mailbox, letter) {
+                    Ok(()) => return Ok(()),
+                    Err(failed) => failed,
+                }
+            }
+        };
+        let Control::Message(message) = letter else {
+            unreachable!("only messages are sent here")
+        };
+        Err(SendError { message, error })
     }
 
     /// Lets go of the mailbox: once the session's receiver is gone too, queued messages
@@ -141,21 +171,18 @@ impl<M> Runtime<M> {
         drop(sender);
     }
 
-    fn gone(&self, message: M) -> SendError<M> {
-        let error = Error::SessionGone { id: self.id };
-        SendError { message, error }
-    }
-
-    fn full(&self, message: M) -> SendError<M> {
-        let error = Error::MailboxFull { id: self.id };
-        SendError { message, error }
-    }
-
-    /// Sets the stop flag and wakes the body; idempotent, never blocks.
+    /// Sets the stop flag and wakes the body, wherever it waits; idempotent, never
+    /// blocks.
     pub(crate) fn request_shutdown(&self) {
-        if !self.shutdown.swap(true, Ordering::AcqRel) {
-            // The channel is unbounded; a body that already ended simply never reads it.
-            let _ = self.control.send(Control::Shutdown);
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Wakes `wait_for_shutdown`; the channel is unbounded.
+        let _ = self.stop.send(());
+        // Wakes a body blocked on its mailbox. If the mailbox is full, the body is not
+        // blocked on it, and sees the flag before its next receive.
+        if let Some(mailbox) = self.mailbox.read().as_ref() {
+            let _ = mailbox.try_send(Control::Shutdown);
         }
     }
 
@@ -252,9 +279,9 @@ mod tests {
     use super::*;
 
     fn runtime() -> (Runtime<()>, DoneGuard) {
-        let (control, _) = crossbeam_channel::unbounded();
+        let (stop, _) = crossbeam_channel::unbounded();
         let (mailbox, _) = crossbeam_channel::unbounded();
-        Runtime::new(SessionId::new(), 0, control, mailbox)
+        Runtime::new(SessionId::new(), 0, stop, mailbox)
     }
 
     /// A stopper may find the thread ended before `start_session` stored its handle;

@@ -181,13 +181,14 @@ impl<M> SessionSupervisor<M> {
     {
         self.shared.reap_finished();
         let id = *session.id();
-        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
         let (mailbox_tx, mailbox_rx) = match self.shared.mailbox_capacity {
-            Some(capacity) => crossbeam_channel::bounded(capacity),
+            // At least one slot: a stop must be able to wake a body blocked on it.
+            Some(capacity) => crossbeam_channel::bounded(capacity.max(1)),
             None => crossbeam_channel::unbounded(),
         };
         let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (runtime, done) = Runtime::new(id, seq, control_tx, mailbox_tx);
+        let (runtime, done) = Runtime::new(id, seq, stop_tx, mailbox_tx);
         let runtime = Arc::new(runtime);
         let session = self.shared.registry.insert(session, Arc::clone(&runtime))?;
         let (started_tx, started_rx) = crossbeam_channel::bounded(1);
@@ -195,7 +196,7 @@ impl<M> SessionSupervisor<M> {
             shared: Arc::clone(&self.shared),
             runtime: Arc::clone(&runtime),
             session: session.clone(),
-            channels: (control_rx, mailbox_rx),
+            channels: (stop_rx, mailbox_rx),
             done,
             started: started_tx,
         };

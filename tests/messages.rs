@@ -71,7 +71,7 @@ fn keeper_session(
 fn never_reads(queued: Sender<()>) -> impl FnMut(&SessionContext<Request>) + Send + 'static {
     move |ctx: &SessionContext<Request>| {
         let mut select = Select::new();
-        select.recv(ctx.mailbox());
+        select.recv(ctx.control());
         select.ready();
         let _ = queued.send(());
         ctx.wait_for_shutdown();

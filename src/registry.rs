@@ -5,9 +5,10 @@
 //! admission and lookups of both happen under one lock; [`SessionRegistry`] is that
 //! table with nothing attached.
 
-use std::borrow::Cow;
+use std::borrow::Borrow;
 use std::collections::hash_map::Entry as HashEntry;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 use parking_lot::RwLock;
@@ -179,9 +180,8 @@ pub(crate) struct Registry<T> {
 struct Inner<T> {
     /// Every session, with its attachment.
     by_id: HashMap<SessionId, Entry<T>>,
-    /// The canonical project path of every session (as text: hashing a `str` is one
-    /// pass over its bytes, hashing a `Path` walks its components), to its id.
-    by_path: HashMap<Box<str>, SessionId>,
+    /// The canonical project path of every session, to its id.
+    by_path: HashMap<PathKey, SessionId>,
     /// Set once admission is closed for good (the supervisor is shutting down).
     closed: bool,
 }
@@ -224,11 +224,10 @@ impl<T> Registry<T> {
         let HashEntry::Vacant(id_slot) = inner.by_id.entry(id) else {
             return Err(Error::SessionExists { id });
         };
-        let path = session.project_path();
-        let path_slot = match inner.by_path.entry(path_key(path).into()) {
+        let path_slot = match inner.by_path.entry(PathKey(session.clone())) {
             HashEntry::Vacant(free) => free,
             HashEntry::Occupied(taken) => {
-                let (path, id) = (path.to_path_buf(), *taken.get());
+                let (path, id) = (session.project_path().to_path_buf(), *taken.get());
                 return Err(Error::ProjectAlreadyOpen { path, id });
             }
         };
@@ -254,9 +253,7 @@ impl<T> Registry<T> {
             return None;
         }
         let entry = inner.by_id.remove(id)?;
-        inner
-            .by_path
-            .remove(&*path_key(entry.session.project_path()));
+        inner.by_path.remove(entry.session.path_text());
         Some((entry.session, entry.slot))
     }
 
@@ -277,11 +274,14 @@ impl<T> Registry<T> {
             key: SessionKey::Path(path.to_path_buf()),
         };
         let canonical = canonical_dir(path).map_err(|_| not_found())?;
-        self.get_by_exact_path(&canonical).ok_or_else(not_found)
+        self.get_by_path_text(&canonical).ok_or_else(not_found)
     }
 
     fn get_by_exact_path(&self, path: &Path) -> Option<Session> {
-        let key = path.to_str()?;
+        self.get_by_path_text(path.to_str()?)
+    }
+
+    fn get_by_path_text(&self, key: &str) -> Option<Session> {
         let inner = self.inner.read();
         let id = inner.by_path.get(key)?;
         Some(inner.by_id[id].session.clone())
@@ -344,19 +344,15 @@ impl<T> Registry<T> {
             .ok_or_else(|| Error::not_found(id))?;
         let mut changed = entry.session.clone();
         change(&mut changed)?;
-        let (old_key, new_key) = (
-            path_key(entry.session.project_path()),
-            path_key(changed.project_path()),
-        );
-        if new_key != old_key {
-            if let Some(owner) = inner.by_path.get(&*new_key) {
+        if changed.path_text() != entry.session.path_text() {
+            if let Some(owner) = inner.by_path.get(changed.path_text()) {
                 return Err(Error::ProjectAlreadyOpen {
                     path: changed.project_path().to_path_buf(),
                     id: *owner,
                 });
             }
-            inner.by_path.remove(&*old_key);
-            inner.by_path.insert(new_key.into(), *id);
+            inner.by_path.remove(entry.session.path_text());
+            inner.by_path.insert(PathKey(changed.clone()), *id);
         }
         entry.session = changed.clone();
         Ok(changed)
@@ -369,10 +365,31 @@ impl<T> Registry<T> {
     }
 }
 
-/// The path index's key of a session's canonical path, which is valid UTF-8 (sessions
-/// refuse other paths), so the conversion borrows.
-fn path_key(path: &Path) -> Cow<'_, str> {
-    path.to_string_lossy()
+/// A key of the path index: the session itself (a reference count, not a copy of the
+/// path), hashed and compared as its canonical path's text. Text hashes in one pass over
+/// its bytes where a `Path` hashes component by component, and lookups by `&str` need
+/// no allocation.
+#[derive(Debug)]
+struct PathKey(Session);
+
+impl Hash for PathKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.path_text().hash(state);
+    }
+}
+
+impl PartialEq for PathKey {
+    fn eq(&self, other: &PathKey) -> bool {
+        self.0.path_text() == other.0.path_text()
+    }
+}
+
+impl Eq for PathKey {}
+
+impl Borrow<str> for PathKey {
+    fn borrow(&self) -> &str {
+        self.0.path_text()
+    }
 }
 
 impl<T: Clone> Registry<T> {
@@ -432,8 +449,8 @@ mod tests {
     fn assert_consistent<T>(registry: &Registry<T>) {
         let inner = registry.inner.read();
         assert_eq!(inner.by_id.len(), inner.by_path.len());
-        for (path, id) in &inner.by_path {
-            assert_eq!(inner.by_id[id].session.project_path(), Path::new(&**path));
+        for (key, id) in &inner.by_path {
+            assert_eq!(inner.by_id[id].session.path_text(), key.0.path_text());
         }
     }
 

@@ -1,7 +1,9 @@
 //! [`Session`] and [`SessionBuilder`]: metadata and its validation, nothing else.
 
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::{Error, Result, SessionId};
@@ -14,7 +16,8 @@ pub const MAX_NAME_CHARS: usize = 50;
 /// A `Session` is a plain value, valid by construction: its project path is canonical
 /// (absolute, symlinks and `..` resolved), exists, is a directory and is UTF-8; its name
 /// is trimmed, non-empty, at most [`MAX_NAME_CHARS`] characters, without control
-/// characters. Registries and supervisors hand out copies of it.
+/// characters. Registries and supervisors hand out copies of it; a copy costs a
+/// reference count, not an allocation.
 ///
 /// # Examples
 ///
@@ -29,13 +32,34 @@ pub const MAX_NAME_CHARS: usize = 50;
 /// let named = Session::builder(&dir).name("  scratch ").build().unwrap();
 /// assert_eq!(named.name(), "scratch");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Session {
+    /// Shared: registries and lookups hand out copies, which then cost a reference
+    /// count instead of two allocations; `rename` copies on write.
+    data: Arc<Data>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Data {
     id: SessionId,
     name: String,
-    project_path: PathBuf,
+    /// Canonical and UTF-8 by validation; text, so the registry can key on it as is.
+    project_path: String,
     created_at: SystemTime,
     updated_at: SystemTime,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let data = &*self.data;
+        f.debug_struct("Session")
+            .field("id", &data.id)
+            .field("name", &data.name)
+            .field("project_path", &data.project_path)
+            .field("created_at", &data.created_at)
+            .field("updated_at", &data.updated_at)
+            .finish()
+    }
 }
 
 impl Session {
@@ -65,31 +89,36 @@ impl Session {
     /// The session's id.
     #[must_use]
     pub fn id(&self) -> &SessionId {
-        &self.id
+        &self.data.id
     }
 
     /// The session's name. Names need not be unique.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.name
+        &self.data.name
     }
 
     /// The canonical project directory.
     #[must_use]
     pub fn project_path(&self) -> &Path {
-        &self.project_path
+        Path::new(&self.data.project_path)
+    }
+
+    /// The canonical project path as text (it is UTF-8 by validation).
+    pub(crate) fn path_text(&self) -> &str {
+        &self.data.project_path
     }
 
     /// When the session was created.
     #[must_use]
     pub fn created_at(&self) -> SystemTime {
-        self.created_at
+        self.data.created_at
     }
 
     /// When the session's metadata last changed; never before [`created_at`](Self::created_at).
     #[must_use]
     pub fn updated_at(&self) -> SystemTime {
-        self.updated_at
+        self.data.updated_at
     }
 
     /// Renames the session and moves [`updated_at`](Self::updated_at) forward.
@@ -117,8 +146,10 @@ impl Session {
     /// assert_eq!(session.name(), "notes");
     /// ```
     pub fn rename(&mut self, name: impl Into<String>) -> Result<()> {
-        self.name = validate_name(name.into())?;
-        self.touch();
+        let name = validate_name(name.into())?;
+        let data = Arc::make_mut(&mut self.data);
+        data.name = name;
+        data.updated_at = later(data.updated_at);
         Ok(())
     }
 
@@ -127,23 +158,28 @@ impl Session {
     pub(crate) fn restore(
         id: SessionId,
         name: String,
-        project_path: PathBuf,
+        project_path: String,
         (created_at, updated_at): (SystemTime, SystemTime),
     ) -> Session {
-        Session {
+        Session::from_data(Data {
             id,
             name,
             project_path,
             created_at,
             updated_at,
-        }
+        })
     }
 
-    fn touch(&mut self) {
-        let now = SystemTime::now();
-        let next = self.updated_at + Duration::from_nanos(1);
-        self.updated_at = now.max(next);
+    fn from_data(data: Data) -> Session {
+        Session {
+            data: Arc::new(data),
+        }
     }
+}
+
+/// Now, or just after `last` if the clock reads the same or an earlier time.
+fn later(last: SystemTime) -> SystemTime {
+    SystemTime::now().max(last + Duration::from_nanos(1))
 }
 
 /// Builds a [`Session`] with a chosen name or id.
@@ -194,21 +230,21 @@ impl SessionBuilder {
         let project_path = canonical_dir(&self.project_path)?;
         let name = match self.name {
             Some(name) => validate_name(name)?,
-            None => validate_name(default_name(&project_path))?,
+            None => validate_name(default_name(Path::new(&project_path)))?,
         };
         let now = SystemTime::now();
-        Ok(Session {
+        Ok(Session::from_data(Data {
             id: self.id.unwrap_or_default(),
             name,
             project_path,
             created_at: now,
             updated_at: now,
-        })
+        }))
     }
 }
 
-/// Resolves `path` to a canonical, existing, UTF-8 directory.
-pub(crate) fn canonical_dir(path: &Path) -> Result<PathBuf> {
+/// Resolves `path` to a canonical, existing, UTF-8 directory, as text.
+pub(crate) fn canonical_dir(path: &Path) -> Result<String> {
     let invalid = |reason: String| Error::InvalidPath {
         path: path.to_path_buf(),
         reason,
@@ -220,10 +256,10 @@ pub(crate) fn canonical_dir(path: &Path) -> Result<PathBuf> {
     if !canonical.is_dir() {
         return Err(invalid("not a directory".into()));
     }
-    if canonical.to_str().is_none() {
-        return Err(invalid("the path is not valid UTF-8".into()));
-    }
-    Ok(canonical)
+    canonical
+        .into_os_string()
+        .into_string()
+        .map_err(|_| invalid("the path is not valid UTF-8".into()))
 }
 
 fn io_reason(err: &io::Error) -> String {

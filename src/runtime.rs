@@ -26,7 +26,7 @@ pub(crate) struct Runtime<M> {
     /// Messages and the stop signal, in one channel so a body blocks on one receive.
     /// Taken when the session ends: a bounded channel keeps queued messages until its
     /// last sender is gone, so the runtime (kept alive by handles) must not hold one.
-    mailbox: RwLock<Option<Sender<Control<M>>>>,
+    mailbox: OwnLine<RwLock<Option<Sender<Control<M>>>>>,
     shutdown: AtomicBool,
     thread_id: OnceLock<ThreadId>,
     /// The right to join: taken by exactly one of a stopper or the reaper.
@@ -40,6 +40,12 @@ impl std::fmt::Debug for Never {
         match *self {}
     }
 }
+
+/// Keeps a value on cache lines of its own: every send takes the mailbox's read lock,
+/// and the receiving thread should not see its own lines (the stop flag) bounce with it.
+#[derive(Debug)]
+#[repr(align(128))]
+struct OwnLine<T>(T);
 
 /// Who may join the thread. `Spawning` until `start_session` stores the handle, so a
 /// reaper that comes early knows to come back rather than forget the thread.
@@ -81,7 +87,7 @@ impl<M> Runtime<M> {
             id,
             seq,
             stop,
-            mailbox: RwLock::new(Some(mailbox)),
+            mailbox: OwnLine(RwLock::new(Some(mailbox))),
             shutdown: AtomicBool::new(false),
             thread_id: OnceLock::new(),
             join: Mutex::new(JoinState::Spawning),
@@ -139,7 +145,7 @@ impl<M> Runtime<M> {
         wait: impl FnOnce(Sender<Control<M>>, Control<M>) -> Result<(), (Error, Control<M>)>,
     ) -> Result<(), SendError<M>> {
         let gone = || Error::SessionGone { id: self.id };
-        let guard = self.mailbox.read();
+        let guard = self.mailbox.0.read();
         let Some(mailbox) = guard.as_ref() else {
             return Err(SendError {
                 message,
@@ -167,7 +173,7 @@ impl<M> Runtime<M> {
     /// Lets go of the mailbox: once the session's receiver is gone too, queued messages
     /// are dropped (and the callers of queued calls learn no reply will come).
     pub(crate) fn close_mailbox(&self) {
-        let sender = self.mailbox.write().take();
+        let sender = self.mailbox.0.write().take();
         drop(sender);
     }
 
@@ -181,7 +187,7 @@ impl<M> Runtime<M> {
         let _ = self.stop.send(());
         // Wakes a body blocked on its mailbox. If the mailbox is full, the body is not
         // blocked on it, and sees the flag before its next receive.
-        if let Some(mailbox) = self.mailbox.read().as_ref() {
+        if let Some(mailbox) = self.mailbox.0.read().as_ref() {
             let _ = mailbox.try_send(Control::Shutdown);
         }
     }

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::body::SessionContext;
+use crate::body::{Control, SessionContext};
 use crate::event::Subscribers;
 use crate::launch::Launch;
 use crate::limits::ThreadBudget;
@@ -182,11 +183,7 @@ impl<M> SessionSupervisor<M> {
         self.shared.reap_finished();
         let id = *session.id();
         let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
-        let (mailbox_tx, mailbox_rx) = match self.shared.mailbox_capacity {
-            // At least one slot: a stop must be able to wake a body blocked on it.
-            Some(capacity) => crossbeam_channel::bounded(capacity.max(1)),
-            None => crossbeam_channel::unbounded(),
-        };
+        let (mailbox_tx, mailbox_rx) = self.shared.mailbox();
         let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
         let (runtime, done) = Runtime::new(id, seq, stop_tx, mailbox_tx);
         let runtime = Arc::new(runtime);
@@ -200,29 +197,25 @@ impl<M> SessionSupervisor<M> {
             done,
             started: started_tx,
         };
-        let thread = match launch.spawn(body, policy) {
-            Ok(thread) => thread,
+        match launch.spawn(body, policy) {
+            Ok(thread) => runtime.set_join_handle(thread),
             Err(source) => {
                 self.shared.unregister(&runtime);
                 return Err(Error::Spawn { id, source });
             }
-        };
-        runtime.set_join_handle(thread);
+        }
         // Woken by the session thread: after init, or after it unregistered on failure.
-        match started_rx.recv() {
+        let reason = match started_rx.recv() {
             Ok(Ok(())) => {
                 let path = session.project_path().display();
                 log::info!("session {id} started: {:?} at {path}", session.name());
-                Ok(SessionHandle::new(runtime))
+                return Ok(SessionHandle::new(runtime));
             }
-            failed => {
-                self.shared.await_exit(&runtime);
-                let reason = failed
-                    .unwrap_or_else(|_| Err("the session thread ended before init".into()))
-                    .unwrap_err();
-                Err(Error::StartFailed { id, reason })
-            }
-        }
+            Ok(Err(reason)) => reason,
+            Err(_) => "the session thread ended before init finished".to_owned(),
+        };
+        self.shared.await_exit(&runtime);
+        Err(Error::StartFailed { id, reason })
     }
 
     /// Creates a session for a directory (with the directory's name) and starts it.
@@ -546,6 +539,15 @@ impl<M> Shared<M> {
         let id = runtime.id();
         self.registry
             .remove_if(id, |slot| Arc::ptr_eq(slot, runtime));
+    }
+
+    /// A new session's mailbox, bounded if the builder said so.
+    fn mailbox(&self) -> (Sender<Control<M>>, Receiver<Control<M>>) {
+        match self.mailbox_capacity {
+            // At least one slot: a stop must be able to wake a body blocked on it.
+            Some(capacity) => crossbeam_channel::bounded(capacity.max(1)),
+            None => crossbeam_channel::unbounded(),
+        }
     }
 
     /// Waits (bounded by the shutdown timeout) for the thread to end, then joins it.

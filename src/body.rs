@@ -25,8 +25,11 @@ pub type InitError = Box<dyn StdError + Send + Sync>;
 /// [`Error::StartFailed`](crate::Error::StartFailed) if it returns an error or panics.
 /// Then `run` runs until it returns; a body that returns ends its session (unless its
 /// [`RestartPolicy`](crate::RestartPolicy) runs it again). A long-running body should
-/// block on [`SessionContext::wait_for_shutdown`] or select on
-/// [`SessionContext::control`], and return once a stop is requested.
+/// block on [`SessionContext::recv`], [`SessionContext::wait_for_shutdown`] or a select
+/// on [`SessionContext::control`], and return once a stop is requested.
+///
+/// A restart runs `init` and `run` again on the same value, which keeps whatever state
+/// the crashed run left in it: reset what matters in `init`.
 ///
 /// Any `FnMut(&SessionContext) + Send + 'static` closure is a body whose `run` is the
 /// closure.

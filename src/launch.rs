@@ -76,6 +76,7 @@ impl<M: Send + 'static> Launch<M> {
         // queued calls learn at once that no reply will come.
         self.runtime.close_mailbox();
         drop(ctx);
+        let failed_start = unanswered.map(|started| (started, start_failure(&reason)));
         let report = ExitReport {
             id,
             reason,
@@ -83,14 +84,19 @@ impl<M: Send + 'static> Launch<M> {
             run_time: began.elapsed(),
         };
         self.shared.finish(&self.runtime, report);
-        if let Some(started) = unanswered {
-            let reason = match &self.runtime.exit_report().reason {
-                ExitReason::InitFailed { reason } => reason.clone(),
-                other => other.to_string(),
-            };
+        // Answered only now, so `start_session` never sees a half-registered entry.
+        if let Some((started, reason)) = failed_start {
             let _ = started.send(Err(reason));
         }
         // Last: wakes every waiter, once the entry is gone and the report is set.
         drop(self.done);
+    }
+}
+
+/// Why a first start failed, for `Error::StartFailed`.
+fn start_failure(reason: &ExitReason) -> String {
+    match reason {
+        ExitReason::InitFailed { reason } => reason.clone(),
+        other => other.to_string(),
     }
 }

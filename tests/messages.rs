@@ -15,9 +15,10 @@ use session_supervisor::{
     SessionHandle, SessionId, SessionKey, SessionSupervisor, TryRecvError,
 };
 
-/// A call timeout far longer than any test: a call that returns within [`TIMEOUT`]
-/// did not wait for it.
-const LONG_CALL: Duration = Duration::from_secs(60);
+/// A call timeout far longer than any wait of a passing test (a call that returns
+/// within [`TIMEOUT`] did not wait for it), and shorter than the test guard, so that a
+/// call that does wait for it fails as such.
+const LONG_CALL: Duration = Duration::from_secs(30);
 
 /// The requests understood by [`keeper`].
 enum Request {
@@ -227,23 +228,9 @@ fn call_fails_at_once_when_the_session_ends_holding_the_request() {
         move || {
             let projects = Projects::new(1);
             let (sup, handle, held) = keeper_session(&projects);
-            let caller = {
-                let handle = handle.clone();
-                thread::spawn(move || {
-                    let began = Instant::now();
-                    (handle.call(Request::Hold, LONG_CALL), began.elapsed())
-                })
-            };
-            recv_within(&held, "the request to be held");
-
-            sup.stop_session(handle.id()).unwrap();
-
-            let (result, waited) = caller.join().unwrap();
-            assert_no_reply(&result.unwrap_err(), handle.id());
-            assert!(
-                waited < TIMEOUT,
-                "waited {waited:?} for a session that ended"
-            );
+            stop_during_a_call(&sup, &handle, || {
+                recv_within(&held, "the request to be held");
+            });
         },
     );
 }
@@ -285,16 +272,27 @@ fn call_to_a_session_ending_with_the_request_unread(
     let handle = sup
         .start_session(projects.session(0), never_reads(queued_tx))
         .unwrap();
+    stop_during_a_call(&sup, &handle, || {
+        recv_within(&queued_rx, "the request to be queued");
+    });
+}
+
+/// Calls the session from another thread with a long timeout, waits for `request_in`
+/// (the session has the request), stops the session, and checks that the call failed
+/// with `NoReply` well before its timeout.
+fn stop_during_a_call(
+    sup: &SessionSupervisor<Request>,
+    handle: &SessionHandle<Request>,
+    request_in: impl FnOnce(),
+) {
     let caller = {
         let handle = handle.clone();
         thread::spawn(move || {
             let began = Instant::now();
-            // Shorter than the guard, so that a wait for the timeout fails as such.
-            let result = handle.call(Request::Hold, Duration::from_secs(20));
-            (result, began.elapsed())
+            (handle.call(Request::Hold, LONG_CALL), began.elapsed())
         })
     };
-    recv_within(&queued_rx, "the request to be queued");
+    request_in();
 
     sup.stop_session(handle.id()).unwrap();
 

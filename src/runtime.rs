@@ -247,18 +247,15 @@ impl<M> Runtime<M> {
     pub(crate) fn try_join(&self) -> bool {
         let mut state = self.join.lock();
         match &*state {
-            JoinState::Running(handle) if handle.is_finished() => {
-                let JoinState::Running(handle) = std::mem::replace(&mut *state, JoinState::Joined)
-                else {
-                    unreachable!("matched Running above")
-                };
-                drop(state);
-                drop(handle.join());
-                true
-            }
-            JoinState::Joined => true,
-            _ => false,
+            JoinState::Joined => return true,
+            JoinState::Running(handle) if handle.is_finished() => {}
+            JoinState::Running(_) | JoinState::Spawning => return false,
         }
+        if let JoinState::Running(handle) = std::mem::replace(&mut *state, JoinState::Joined) {
+            drop(state);
+            drop(handle.join());
+        }
+        true
     }
 
     pub(crate) fn set_exit(&self, report: ExitReport) {

@@ -104,18 +104,20 @@ fn run_once<M, B: SessionBody<M>>(
             return Ending::Panicked(format!("init panicked: {}", panic_message(&*payload)))
         }
     }
-    if let Some(started) = started.take() {
-        let path = ctx.session().project_path().to_path_buf();
-        events.publish(SessionEvent::Started {
-            id: *ctx.id(),
-            path,
-        });
-        // start_session waits on the other end; it cannot have gone away.
-        let _ = started.send(Ok(()));
-    }
-    if ctx.shutdown_requested() {
-        // Stopped during init: no run starts once a stop was requested.
-        return Ending::Returned;
+    match started.take() {
+        Some(started) => {
+            let path = ctx.session().project_path().to_path_buf();
+            events.publish(SessionEvent::Started {
+                id: *ctx.id(),
+                path,
+            });
+            // start_session waits on the other end; it cannot have gone away.
+            let _ = started.send(Ok(()));
+        }
+        // A restart stopped during its init: no new run starts once a stop was
+        // requested. (The first run always starts: `start_session` said it runs.)
+        None if ctx.shutdown_requested() => return Ending::Returned,
+        None => {}
     }
     match catch_unwind(AssertUnwindSafe(|| body.run(ctx))) {
         Ok(()) => Ending::Returned,

@@ -1025,3 +1025,51 @@ fn dropping_the_supervisor_joins_a_session_that_is_ending_on_its_own() {
         },
     );
 }
+
+/// Stops its own session from inside its first `init`, then records whether `run` ran.
+struct StopsItselfInInit {
+    sup: Arc<std::sync::OnceLock<std::sync::Weak<SessionSupervisor>>>,
+    ran: Sender<bool>,
+}
+
+impl SessionBody for StopsItselfInInit {
+    fn init(&mut self, ctx: &SessionContext) -> Result<(), InitError> {
+        let sup = self.sup.get().and_then(|weak| weak.upgrade()).expect("set");
+        let own = sup.stop_session(ctx.id());
+        assert!(
+            matches!(own, Err(Error::StopFromOwnThread { .. })),
+            "{own:?}"
+        );
+        Ok(())
+    }
+
+    fn run(&mut self, ctx: &SessionContext) {
+        let _ = self.ran.send(ctx.shutdown_requested());
+    }
+}
+
+/// Regression: a stop that came between the first `init` and `run` (here, from inside
+/// `init`) skipped `run` although `start_session` had already said the session runs.
+/// Only restarts skip their run once a stop was requested.
+#[test]
+fn the_first_run_starts_even_if_a_stop_came_during_init() {
+    guard(
+        "the_first_run_starts_even_if_a_stop_came_during_init",
+        move || {
+            let projects = Projects::new(1);
+            let sup = Arc::new(SessionSupervisor::new());
+            let cell = Arc::new(std::sync::OnceLock::new());
+            cell.set(Arc::downgrade(&sup)).expect("empty");
+            let (ran_tx, ran_rx) = unbounded();
+            let body = StopsItselfInInit {
+                sup: cell,
+                ran: ran_tx,
+            };
+            let handle = sup.start_session_with(projects.session(0), body).unwrap();
+
+            assert!(recv_within(&ran_rx, "run"), "run saw the stop request");
+            let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
+            assert_eq!(report.reason(), &ExitReason::Stopped);
+        },
+    );
+}

@@ -87,7 +87,7 @@ pub struct Subscription {
     state: Arc<SubscriberState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SubscriberState {
     /// Cleared when the subscription drops; the publisher then forgets it.
     alive: AtomicBool,

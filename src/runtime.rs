@@ -110,59 +110,51 @@ impl<M> Runtime<M> {
         self.deliver(message, |mailbox, letter| {
             mailbox
                 .send(letter)
-                .map_err(|e| (Error::SessionGone { id: self.id }, e.0))
+                .map_err(|e| SendTimeoutError::Disconnected(e.0))
         })
     }
 
     /// Queues a message, blocking until `deadline` at most while the mailbox is full.
     pub(crate) fn send_deadline(&self, message: M, deadline: Instant) -> Result<(), SendError<M>> {
         self.deliver(message, |mailbox, letter| {
-            mailbox
-                .send_deadline(letter, deadline)
-                .map_err(|e| match e {
-                    SendTimeoutError::Timeout(letter) => {
-                        (Error::MailboxFull { id: self.id }, letter)
-                    }
-                    SendTimeoutError::Disconnected(letter) => {
-                        (Error::SessionGone { id: self.id }, letter)
-                    }
-                })
+            mailbox.send_deadline(letter, deadline)
         })
     }
 
     /// Queues a message if the mailbox has room, without blocking.
     pub(crate) fn try_send(&self, message: M) -> Result<(), SendError<M>> {
-        let full = |letter| Err((Error::MailboxFull { id: self.id }, letter));
-        self.deliver(message, |_, letter| full(letter))
+        self.deliver(message, |_, letter| Err(SendTimeoutError::Timeout(letter)))
     }
 
     /// Queues `message` if the mailbox has room now (the common case, done under the
     /// read lock, never blocking); else hands it to `wait`, with a sender cloned out of
-    /// the lock, so no lock is held while a send blocks.
+    /// the lock, so no lock is held while a send blocks. A full mailbox in the end is
+    /// `MailboxFull`; a closed one `SessionGone`.
     fn deliver(
         &self,
         message: M,
-        wait: impl FnOnce(Sender<Control<M>>, Control<M>) -> Result<(), (Error, Control<M>)>,
+        wait: impl FnOnce(Sender<Control<M>>, Control<M>) -> Result<(), SendTimeoutError<Control<M>>>,
     ) -> Result<(), SendError<M>> {
-        let gone = || Error::SessionGone { id: self.id };
         let guard = self.mailbox.0.read();
-        let Some(mailbox) = guard.as_ref() else {
-            return Err(SendError {
-                message,
-                error: gone(),
-            });
-        };
-        let (error, letter) = match mailbox.try_send(Control::Message(message)) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Disconnected(letter)) => (gone(), letter),
-            Err(TrySendError::Full(letter)) => {
-                let mailbox = mailbox.clone();
-                drop(guard);
-                match wait(mailbox, letter) {
-                    Ok(()) => return Ok(()),
-                    Err(failed) => failed,
+        let failed = match guard.as_ref() {
+            None => SendTimeoutError::Disconnected(Control::Message(message)),
+            Some(mailbox) => match mailbox.try_send(Control::Message(message)) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(letter)) => SendTimeoutError::Disconnected(letter),
+                Err(TrySendError::Full(letter)) => {
+                    let mailbox = mailbox.clone();
+                    drop(guard);
+                    match wait(mailbox, letter) {
+                        Ok(()) => return Ok(()),
+                        Err(failed) => failed,
+                    }
                 }
-            }
+            },
+        };
+        let id = self.id;
+        let (error, letter) = match failed {
+            SendTimeoutError::Timeout(letter) => (Error::MailboxFull { id }, letter),
+            SendTimeoutError::Disconnected(letter) => (Error::SessionGone { id }, letter),
         };
         let Control::Message(message) = letter else {
             unreachable!("only messages are sent here")

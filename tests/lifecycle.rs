@@ -248,50 +248,37 @@ fn start_fails_for_the_same_path_spelled_differently() {
 #[test]
 fn failing_init_leaves_nothing_registered() {
     guard("failing_init_leaves_nothing_registered", move || {
-        let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
-        let session = projects.session(0);
-
-        let err = sup
-            .start_session_with(session.clone(), FailingInit("no config file"))
-            .unwrap_err();
-
-        assert!(
-            matches!(&err, Error::StartFailed { id, reason }
-                if id == session.id() && reason.contains("no config file")),
-            "{err:?}"
-        );
-        assert_eq!(sup.count(), 0);
-        assert!(!sup.session_running(session.id()));
-        // Freed before start returned: the very next start on the path succeeds.
-        assert!(path_is_free(&sup, projects.path(0)));
-        sup.start_session(projects.session(0), stub::idle())
-            .unwrap();
+        start_fails_and_leaves_nothing(FailingInit("no config file"), "no config file");
     });
 }
 
 #[test]
 fn panicking_init_leaves_nothing_registered() {
     guard("panicking_init_leaves_nothing_registered", move || {
-        let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
-        let session = projects.session(0);
-
-        let err = sup
-            .start_session_with(session.clone(), PanickingInit("init exploded"))
-            .unwrap_err();
-
-        assert!(
-            matches!(&err, Error::StartFailed { id, reason }
-                if id == session.id() && reason.contains("init exploded")),
-            "{err:?}"
-        );
-        assert_eq!(sup.count(), 0);
-        assert!(!sup.session_running(session.id()));
-        assert!(path_is_free(&sup, projects.path(0)));
-        sup.start_session(projects.session(0), stub::idle())
-            .unwrap();
+        start_fails_and_leaves_nothing(PanickingInit("init exploded"), "init exploded");
     });
+}
+
+/// Starts a session whose `init` fails with `reason`, and checks that the start failed
+/// saying so and that nothing stayed registered.
+fn start_fails_and_leaves_nothing(body: impl SessionBody, reason_part: &str) {
+    let projects = Projects::new(1);
+    let sup = SessionSupervisor::new();
+    let session = projects.session(0);
+
+    let err = sup.start_session_with(session.clone(), body).unwrap_err();
+
+    assert!(
+        matches!(&err, Error::StartFailed { id, reason }
+            if id == session.id() && reason.contains(reason_part)),
+        "{err:?}"
+    );
+    assert_eq!(sup.count(), 0);
+    assert!(!sup.session_running(session.id()));
+    // Freed before start returned: the very next start on the path succeeds.
+    assert!(path_is_free(&sup, projects.path(0)));
+    sup.start_session(projects.session(0), stub::idle())
+        .unwrap();
 }
 
 // A thread the OS refuses to create must not leave a registered session behind.

@@ -1,18 +1,17 @@
-//! What runs on a session thread: the [`SessionBody`] trait, the [`SessionContext`] it
-//! is given, and the [`Control`] messages of the control channel.
+//! What runs on a session thread: the [`SessionBody`] trait and the [`SessionContext`]
+//! it is given.
 
 use std::cell::Cell;
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError as ChannelTimeout};
 
+use crate::mailbox::{Inbox, StopSignal};
 use crate::message::{RecvTimeoutError, TryRecvError};
-
-use crate::runtime::Runtime;
-use crate::{Session, SessionId};
+use crate::wait::Wait;
+use crate::{Control, Session, SessionId};
 
 /// The error type `init` may return; its text becomes the reason of
 /// [`Error::StartFailed`](crate::Error::StartFailed).
@@ -108,21 +107,6 @@ where
     run
 }
 
-/// What a session's control channel carries: its messages, and the stop signal.
-///
-/// Bodies that select on [`SessionContext::control`] receive these. Messages come in the
-/// order they were sent; `Shutdown` comes after the messages queued before the stop, so
-/// a body that wants the stop to win checks
-/// [`SessionContext::shutdown_requested`] after each message, as
-/// [`SessionContext::recv`] does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control<M = ()> {
-    /// A stop was requested: the body should return.
-    Shutdown,
-    /// A message sent with [`SessionHandle::send`](crate::SessionHandle::send) or a call.
-    Message(M),
-}
-
 /// What a session body can see of its session: its metadata, its restart count, and its
 /// control channel of messages of type `M` and the stop signal.
 ///
@@ -131,10 +115,9 @@ pub enum Control<M = ()> {
 /// messages queued while the body restarts are read by the next run.
 pub struct SessionContext<M = ()> {
     session: Session,
-    runtime: Arc<Runtime<M>>,
-    /// Woken by a stop only: lets `wait_for_shutdown` leave the messages alone.
-    stop: Receiver<()>,
-    control: Receiver<Control<M>>,
+    /// The messages and the stop signal; the stop can be waited for apart from the
+    /// messages, so `wait_for_shutdown` leaves them alone.
+    inbox: Inbox<M>,
     restarts: Cell<u32>,
 }
 
@@ -149,16 +132,10 @@ impl<M> fmt::Debug for SessionContext<M> {
 }
 
 impl<M> SessionContext<M> {
-    pub(crate) fn new(
-        session: Session,
-        runtime: Arc<Runtime<M>>,
-        (stop, control): (Receiver<()>, Receiver<Control<M>>),
-    ) -> Self {
+    pub(crate) fn new(session: Session, inbox: Inbox<M>) -> Self {
         SessionContext {
             session,
-            runtime,
-            stop,
-            control,
+            inbox,
             restarts: Cell::new(0),
         }
     }
@@ -188,21 +165,22 @@ impl<M> SessionContext<M> {
     /// Whether a stop was requested. Once `true`, it stays `true`.
     #[must_use]
     pub fn shutdown_requested(&self) -> bool {
-        self.runtime.shutdown_requested()
+        self.stop().is_raised()
+    }
+
+    fn stop(&self) -> &StopSignal {
+        &self.inbox.stop
     }
 
     /// Blocks until a stop is requested (woken by the stop, no polling). Messages stay
     /// in the mailbox.
     pub fn wait_for_shutdown(&self) {
-        while !self.shutdown_requested() {
-            if self.stop.recv().is_err() {
-                return;
-            }
-        }
+        self.stop().wait(Wait::Forever);
     }
 
     /// Blocks until a stop is requested or `timeout` passes; returns whether a stop was
     /// requested. Handy for bodies that do periodic work. Messages stay in the mailbox.
+    /// A timeout too large for a deadline (such as `Duration::MAX`) waits for the stop.
     ///
     /// # Examples
     ///
@@ -220,15 +198,7 @@ impl<M> SessionContext<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn wait_for_shutdown_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !self.shutdown_requested() {
-            match self.stop.recv_deadline(deadline) {
-                Ok(()) => {}
-                Err(ChannelTimeout::Timeout) => return false,
-                Err(ChannelTimeout::Disconnected) => return true,
-            }
-        }
-        true
+        self.stop().wait(Wait::at_most(timeout))
     }
 
     /// Waits for the next message; `None` once a stop is requested.
@@ -259,7 +229,7 @@ impl<M> SessionContext<M> {
         if self.shutdown_requested() {
             return None;
         }
-        match self.control.recv() {
+        match self.inbox.control.recv() {
             Ok(Control::Message(message)) if !self.shutdown_requested() => Some(message),
             _ => None,
         }
@@ -275,7 +245,7 @@ impl<M> SessionContext<M> {
         if self.shutdown_requested() {
             return Err(RecvTimeoutError::Shutdown);
         }
-        match self.control.recv_timeout(timeout) {
+        match self.inbox.control.recv_timeout(timeout) {
             Ok(Control::Message(message)) if !self.shutdown_requested() => Ok(message),
             Err(ChannelTimeout::Timeout) => Err(RecvTimeoutError::Timeout),
             _ => Err(RecvTimeoutError::Shutdown),
@@ -292,7 +262,7 @@ impl<M> SessionContext<M> {
         if self.shutdown_requested() {
             return Err(TryRecvError::Shutdown);
         }
-        match self.control.try_recv() {
+        match self.inbox.control.try_recv() {
             Ok(Control::Message(message)) if !self.shutdown_requested() => Ok(message),
             Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
             _ => Err(TryRecvError::Shutdown),
@@ -304,7 +274,9 @@ impl<M> SessionContext<M> {
     ///
     /// Each item is a [`Control`]. A stop comes after the messages queued before it;
     /// check [`shutdown_requested`](Self::shutdown_requested) after each message if the
-    /// stop should win, as [`recv`](Self::recv) does.
+    /// stop should win, as [`recv`](Self::recv) does. A stop also closes the channel, so
+    /// a receive error means the same as `Shutdown` (it is what a body sees if its
+    /// mailbox was full when the stop came).
     ///
     /// # Examples
     ///
@@ -319,7 +291,7 @@ impl<M> SessionContext<M> {
     ///     select! {
     ///         recv(ctx.control()) -> item => match item {
     ///             Ok(Control::Message(text)) => log_tx.send(text).unwrap(),
-    ///             _ => return, // Shutdown
+    ///             _ => return, // Shutdown, or the channel closed by the stop
     ///         },
     ///         recv(jobs_rx) -> job => log_tx.send(format!("job {}", job.unwrap())).unwrap(),
     ///     }
@@ -333,6 +305,6 @@ impl<M> SessionContext<M> {
     /// ```
     #[must_use]
     pub fn control(&self) -> &Receiver<Control<M>> {
-        &self.control
+        &self.inbox.control
     }
 }

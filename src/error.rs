@@ -122,14 +122,15 @@ pub enum Error {
     #[error("the supervisor is shutting down: no new sessions")]
     ShuttingDown,
 
-    /// The session has ended: nothing can be sent to it any more.
-    #[error("session {id} has ended")]
+    /// The session has ended, or was asked to stop: it takes no more messages.
+    #[error("session {id} has ended or is stopping")]
     SessionGone {
         /// The session that ended.
         id: SessionId,
     },
 
-    /// The session's bounded mailbox is full.
+    /// The session's bounded mailbox is full. On the session's own thread a send that
+    /// would wait for room fails with this at once: the session would wait for itself.
     #[error("the mailbox of session {id} is full")]
     MailboxFull {
         /// The session whose mailbox is full.
@@ -149,6 +150,24 @@ pub enum Error {
     #[error("session {id} dropped the call without replying")]
     NoReply {
         /// The session called.
+        id: SessionId,
+    },
+
+    /// A restart policy that cannot be applied; the session was not started.
+    #[error("invalid restart policy for session {id}: {reason}")]
+    InvalidPolicy {
+        /// The session that was not started.
+        id: SessionId,
+        /// Why the policy was refused.
+        reason: &'static str,
+    },
+
+    /// A session called itself ([`SessionHandle::call`](crate::SessionHandle::call) on
+    /// its own thread): it cannot answer while it waits, so the call fails at once
+    /// instead of waiting for its timeout. Nothing was sent.
+    #[error("session {id} cannot call itself: it would wait for its own reply")]
+    CallFromOwnThread {
+        /// The session that called itself.
         id: SessionId,
     },
 

@@ -207,6 +207,18 @@ impl Subscribers {
         }
     }
 
+    /// Runs `before`, then delivers `event`, with no other publish in between: what
+    /// `before` changes is seen by anyone who reacts to the event, and no event
+    /// published because of that change can overtake this one.
+    pub(crate) fn publish_with(&self, event: SessionEvent, before: impl FnOnce()) {
+        let mut list = self.list.lock();
+        before();
+        list.retain(|s| s.state.alive.load(Ordering::Acquire));
+        for subscriber in list.iter() {
+            subscriber.deliver(event.clone());
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.list.lock().len()

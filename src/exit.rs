@@ -1,6 +1,5 @@
 //! How sessions end: [`ExitReason`], [`ExitReport`] and [`ShutdownReport`].
 
-use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
@@ -130,31 +129,5 @@ impl ShutdownReport {
     #[must_use]
     pub fn is_complete(&self) -> bool {
         self.timed_out.is_empty()
-    }
-}
-
-/// The message of a panic payload: a `&str` or `String`, else a fixed text.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn panic_message_reads_str_and_string_payloads() {
-        let from_str = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
-        assert_eq!(panic_message(&*from_str), "plain");
-        let from_string = std::panic::catch_unwind(|| panic!("n = {}", 7)).unwrap_err();
-        assert_eq!(panic_message(&*from_string), "n = 7");
-        let other = std::panic::catch_unwind(|| std::panic::panic_any(7_u8)).unwrap_err();
-        assert_eq!(panic_message(&*other), "non-string panic payload");
     }
 }

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::RecvTimeoutError;
 
-use crate::runtime::{Ended, Runtime};
+use crate::cell::{Ended, SessionCell};
+use crate::wait::Wait;
 use crate::{Error, ExitReport, ReplyTo, Result, SendError, SessionId};
 
 /// A cheap, cloneable reference to one session, as started.
@@ -37,36 +38,38 @@ use crate::{Error, ExitReport, ReplyTo, Result, SendError, SessionId};
 /// # Ok::<(), session_supervisor::Error>(())
 /// ```
 pub struct SessionHandle<M = ()> {
-    runtime: Arc<Runtime<M>>,
+    cell: Arc<SessionCell<M>>,
 }
 
 impl<M> Clone for SessionHandle<M> {
     fn clone(&self) -> Self {
         SessionHandle {
-            runtime: Arc::clone(&self.runtime),
+            cell: Arc::clone(&self.cell),
         }
     }
 }
 
 impl<M> SessionHandle<M> {
-    pub(crate) fn new(runtime: Arc<Runtime<M>>) -> SessionHandle<M> {
-        SessionHandle { runtime }
+    pub(crate) fn new(cell: Arc<SessionCell<M>>) -> SessionHandle<M> {
+        SessionHandle { cell }
     }
 
     /// Queues a message in the session's mailbox. Messages from one sender arrive in
     /// the order sent. With a bounded mailbox
     /// ([`SupervisorBuilder::mailbox_capacity`](crate::SupervisorBuilder::mailbox_capacity))
-    /// this blocks while the mailbox is full.
+    /// this blocks while the mailbox is full, until there is room or the session is
+    /// asked to stop; on the session's own thread a full mailbox fails at once.
     ///
     /// `Ok` means the message was queued; messages still queued when the session ends
     /// are dropped with it.
     ///
     /// # Errors
     ///
-    /// [`Error::SessionGone`] if the session has ended; the [`SendError`] hands the
-    /// message back.
+    /// [`Error::SessionGone`] if the session has ended or was asked to stop;
+    /// [`Error::MailboxFull`] on the session's own thread if its mailbox is full. The
+    /// [`SendError`] hands the message back.
     pub fn send(&self, message: M) -> std::result::Result<(), SendError<M>> {
-        self.runtime.send(message)
+        self.cell.send(message, Wait::Forever)
     }
 
     /// Queues a message only if the mailbox has room now.
@@ -93,7 +96,7 @@ impl<M> SessionHandle<M> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_send(&self, message: M) -> std::result::Result<(), SendError<M>> {
-        self.runtime.try_send(message)
+        self.cell.send(message, Wait::No)
     }
 
     /// Sends a request and waits up to `timeout` for its reply.
@@ -106,7 +109,10 @@ impl<M> SessionHandle<M> {
     /// - [`Error::NoReply`] at once if the session drops the reply end without answering,
     ///   or ends before answering.
     /// - [`Error::CallTimeout`] if no reply came within `timeout` (including time spent
-    ///   waiting for room in a bounded mailbox).
+    ///   waiting for room in a bounded mailbox). A timeout too large for a deadline
+    ///   (such as `Duration::MAX`) waits for the reply without one.
+    /// - [`Error::CallFromOwnThread`] at once if called on the session's own thread,
+    ///   which cannot answer while it waits.
     ///
     /// # Examples
     ///
@@ -129,17 +135,20 @@ impl<M> SessionHandle<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn call<R>(&self, make: impl FnOnce(ReplyTo<R>) -> M, timeout: Duration) -> Result<R> {
-        let deadline = Instant::now() + timeout;
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let id = *self.id();
+        if self.cell.is_current_thread() {
+            return Err(Error::CallFromOwnThread { id });
+        }
+        let wait = Wait::at_most(timeout);
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let request = make(ReplyTo::new(reply_tx));
-        if let Err(err) = self.runtime.send_deadline(request, deadline) {
+        if let Err(err) = self.cell.send(request, wait) {
             return Err(match err.error {
                 Error::MailboxFull { .. } => Error::CallTimeout { id, timeout },
                 other => other,
             });
         }
-        match reply_rx.recv_deadline(deadline) {
+        match wait.recv(&reply_rx) {
             Ok(reply) => Ok(reply),
             Err(RecvTimeoutError::Timeout) => Err(Error::CallTimeout { id, timeout }),
             Err(RecvTimeoutError::Disconnected) => Err(Error::NoReply { id }),
@@ -149,30 +158,32 @@ impl<M> SessionHandle<M> {
     /// The session's id.
     #[must_use]
     pub fn id(&self) -> &SessionId {
-        self.runtime.id()
+        self.cell.id_ref()
     }
 
     /// Whether the session's thread is still at work. Once `false`, the session is
     /// no longer registered.
     #[must_use]
     pub fn is_running(&self) -> bool {
-        !self.runtime.is_finished()
+        !self.cell.is_finished()
     }
 
     /// Whether a stop of this session was requested.
     #[must_use]
     pub fn stop_requested(&self) -> bool {
-        self.runtime.shutdown_requested()
+        self.cell.stop_requested()
     }
 
     /// Waits up to `timeout` for the session to end, without asking it to; returns how
     /// it ended, or `None` if it is still running.
     ///
-    /// Once this returns a report, the session is unregistered and its path is free.
+    /// Once this returns a report, the session is unregistered, its path is free and
+    /// its `Exited` event was published. On the session's own thread it returns `None`
+    /// at once: a thread cannot wait for its own end.
     #[must_use]
     pub fn wait_timeout(&self, timeout: Duration) -> Option<ExitReport> {
-        match self.runtime.wait(timeout) {
-            Ended::Yes => Some(self.runtime.exit_report()),
+        match self.cell.wait(Wait::at_most(timeout)) {
+            Ended::Yes => Some(self.cell.exit_report()),
             Ended::TimedOut => None,
         }
     }

@@ -186,32 +186,36 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod boundary;
 mod builder;
+mod cell;
 mod error;
 mod event;
 mod exit;
 mod handle;
 mod id;
-mod launch;
+mod lifecycle;
 mod limits;
+mod mailbox;
 mod message;
 mod policy;
 mod registry;
-mod runtime;
+mod restart;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod session;
 pub mod stub;
-mod supervise;
 mod supervisor;
+mod wait;
 
-pub use crate::body::{body_fn, Control, InitError, SessionBody, SessionContext};
+pub use crate::body::{body_fn, InitError, SessionBody, SessionContext};
 pub use crate::builder::{SupervisorBuilder, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use crate::error::{Error, Result, SessionKey};
 pub use crate::event::{SessionEvent, Subscription, EVENT_QUEUE_CAPACITY};
 pub use crate::exit::{ExitReason, ExitReport, ShutdownReport};
 pub use crate::handle::SessionHandle;
 pub use crate::id::SessionId;
+pub use crate::mailbox::Control;
 pub use crate::message::{RecvTimeoutError, ReplyTo, SendError, TryRecvError};
 pub use crate::policy::{Restart, RestartPolicy};
 pub use crate::registry::{SessionRegistry, DEFAULT_MAX_SESSIONS};

@@ -126,6 +126,12 @@ fn count_mappings() -> io::Result<Option<Room>> {
     Ok(None)
 }
 
+/// Takes one thread from the process-wide budget.
+pub(crate) fn take_thread() -> io::Result<()> {
+    static BUDGET: std::sync::OnceLock<ThreadBudget> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(ThreadBudget::new).take()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

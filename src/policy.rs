@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::{Error, Result, SessionId};
+
 /// When a session's body is run again after it ends, as in OTP child specs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Restart {
@@ -59,13 +61,19 @@ impl RestartPolicy {
     }
 
     /// Allows at most `max_restarts` restarts within any `max_window`.
+    ///
+    /// A window of `Duration::MAX` counts every restart of the session's life. A zero
+    /// window with restarts allowed would count no restart at all, so a start with such
+    /// a policy fails with [`Error::InvalidPolicy`](crate::Error::InvalidPolicy);
+    /// `intensity(0, _)` (never restart) is fine with any window.
     pub fn intensity(mut self, max_restarts: u32, max_window: Duration) -> RestartPolicy {
         self.max_restarts = max_restarts;
         self.max_window = max_window;
         self
     }
 
-    /// Waits this long before each restart (cut short by a stop request).
+    /// Waits this long before each restart (cut short by a stop request). A backoff
+    /// too long for a deadline (such as `Duration::MAX`) waits until the stop.
     pub fn backoff(mut self, backoff: Duration) -> RestartPolicy {
         self.backoff = backoff;
         self
@@ -93,6 +101,17 @@ impl RestartPolicy {
     #[must_use]
     pub fn backoff_time(&self) -> Duration {
         self.backoff
+    }
+
+    /// Refuses a policy whose intensity cannot be counted.
+    pub(crate) fn check(&self, id: SessionId) -> Result<()> {
+        if self.max_restarts > 0 && self.max_window.is_zero() {
+            return Err(Error::InvalidPolicy {
+                id,
+                reason: "a zero restart window would count no restart: the limit would never apply",
+            });
+        }
+        Ok(())
     }
 }
 

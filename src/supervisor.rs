@@ -4,22 +4,20 @@
 use std::cmp::Reverse;
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::body::{Control, SessionContext};
+use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
-use crate::launch::Launch;
-use crate::limits::ThreadBudget;
+use crate::lifecycle::Shared;
 use crate::registry::Registry;
-use crate::runtime::{Ended, Runtime};
+use crate::wait::Wait;
 use crate::{
     Error, ExitReport, ReplyTo, RestartPolicy, Result, SendError, Session, SessionBody,
-    SessionHandle, SessionId, ShutdownReport, Subscription, SupervisorBuilder,
+    SessionContext, SessionHandle, SessionId, ShutdownReport, Subscription, SupervisorBuilder,
 };
 
 /// Starts sessions on their own threads, tracks them in a registry, restarts them when
@@ -50,21 +48,6 @@ pub struct SessionSupervisor<M = ()> {
     shared: Arc<Shared<M>>,
 }
 
-/// What the supervisor shares with its session threads.
-pub(crate) struct Shared<M> {
-    pub(crate) registry: Registry<Arc<Runtime<M>>>,
-    /// Sessions whose threads ended and may still need a join.
-    pub(crate) ended: Mutex<Vec<Arc<Runtime<M>>>>,
-    pub(crate) events: Subscribers,
-    /// Refuses threads the process has no memory mappings left for.
-    pub(crate) threads: ThreadBudget,
-    next_seq: AtomicU64,
-    shutdown_timeout: Duration,
-    pub(crate) stack_size: Option<usize>,
-    mailbox_capacity: Option<usize>,
-    policy: RestartPolicy,
-}
-
 impl SessionSupervisor {
     /// A supervisor with the defaults: 10 sessions, a 5 s shutdown timeout, transient
     /// restarts (3 in 5 s).
@@ -86,7 +69,6 @@ impl<M> SessionSupervisor<M> {
             registry: Registry::new(builder.max_sessions),
             ended: Mutex::new(Vec::new()),
             events: Subscribers::default(),
-            threads: ThreadBudget::new(),
             next_seq: AtomicU64::new(0),
             shutdown_timeout: builder.shutdown_timeout,
             stack_size: builder.stack_size,
@@ -180,42 +162,8 @@ impl<M> SessionSupervisor<M> {
         B: SessionBody<M>,
         M: Send + 'static,
     {
-        self.shared.reap_finished();
-        let id = *session.id();
-        let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
-        let (mailbox_tx, mailbox_rx) = self.shared.mailbox();
-        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (runtime, done) = Runtime::new(id, seq, stop_tx, mailbox_tx);
-        let runtime = Arc::new(runtime);
-        let session = self.shared.registry.insert(session, Arc::clone(&runtime))?;
-        let (started_tx, started_rx) = crossbeam_channel::bounded(1);
-        let launch = Launch {
-            shared: Arc::clone(&self.shared),
-            runtime: Arc::clone(&runtime),
-            session: session.clone(),
-            channels: (stop_rx, mailbox_rx),
-            done,
-            started: started_tx,
-        };
-        match launch.spawn(body, policy) {
-            Ok(thread) => runtime.set_join_handle(thread),
-            Err(source) => {
-                self.shared.unregister(&runtime);
-                return Err(Error::Spawn { id, source });
-            }
-        }
-        // Woken by the session thread: after init, or after it unregistered on failure.
-        let reason = match started_rx.recv() {
-            Ok(Ok(())) => {
-                let path = session.project_path().display();
-                log::info!("session {id} started: {:?} at {path}", session.name());
-                return Ok(SessionHandle::new(runtime));
-            }
-            Ok(Err(reason)) => reason,
-            Err(_) => "the session thread ended before init finished".to_owned(),
-        };
-        self.shared.await_exit(&runtime);
-        Err(Error::StartFailed { id, reason })
+        let cell = self.shared.start(session, body, policy)?;
+        Ok(SessionHandle::new(cell))
     }
 
     /// Creates a session for a directory (with the directory's name) and starts it.
@@ -251,13 +199,14 @@ impl<M> SessionSupervisor<M> {
     ///   body), which cannot wait for itself: shutdown is requested, and the session ends
     ///   when the body returns.
     pub fn stop_session(&self, id: &SessionId) -> Result<ExitReport> {
-        let runtime = self.runtime(id)?;
-        runtime.request_shutdown();
-        if runtime.is_current_thread() {
+        let cell = self.cell(id)?;
+        cell.request_stop();
+        if cell.is_current_thread() {
             return Err(Error::StopFromOwnThread { id: *id });
         }
-        match self.shared.await_exit(&runtime) {
-            Ended::Yes => Ok(runtime.exit_report()),
+        let wait = Wait::at_most(self.shared.shutdown_timeout);
+        match self.shared.await_exit(&cell, wait) {
+            Ended::Yes => Ok(cell.exit_report()),
             Ended::TimedOut => Err(Error::ShutdownTimeout {
                 id: *id,
                 timeout: self.shared.shutdown_timeout,
@@ -296,23 +245,23 @@ impl<M> SessionSupervisor<M> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn shutdown(&self) -> ShutdownReport {
-        let mut runtimes = self.shared.registry.close();
-        runtimes.sort_by_key(|runtime| Reverse(runtime.seq()));
-        for runtime in &runtimes {
-            runtime.request_shutdown();
+        let mut cells = self.shared.registry.close();
+        cells.sort_by_key(|cell| Reverse(cell.seq()));
+        for cell in &cells {
+            cell.request_stop();
         }
-        let deadline = Instant::now() + self.shared.shutdown_timeout;
+        let wait = Wait::at_most(self.shared.shutdown_timeout);
         let mut report = ShutdownReport::default();
-        for runtime in runtimes {
-            let ended = !runtime.is_current_thread()
-                && matches!(self.shared.await_exit_until(&runtime, deadline), Ended::Yes);
+        for cell in cells {
+            let ended =
+                !cell.is_current_thread() && self.shared.await_exit(&cell, wait) == Ended::Yes;
             if ended {
-                report.exited.push(runtime.exit_report());
+                report.exited.push(cell.exit_report());
             } else {
-                report.timed_out.push(*runtime.id());
+                report.timed_out.push(cell.id());
             }
         }
-        self.shared.reap_until(deadline);
+        self.shared.reap_until(wait);
         report
     }
 
@@ -322,8 +271,8 @@ impl<M> SessionSupervisor<M> {
     ///
     /// [`Error::NotFound`] or [`Error::SessionGone`], handing the message back.
     pub fn send(&self, id: &SessionId, message: M) -> std::result::Result<(), SendError<M>> {
-        match self.runtime(id) {
-            Ok(runtime) => runtime.send(message),
+        match self.cell(id) {
+            Ok(cell) => cell.send(message, Wait::Forever),
             Err(error) => Err(SendError { message, error }),
         }
     }
@@ -336,8 +285,8 @@ impl<M> SessionSupervisor<M> {
     /// [`Error::NotFound`], [`Error::MailboxFull`] or [`Error::SessionGone`], handing
     /// the message back.
     pub fn try_send(&self, id: &SessionId, message: M) -> std::result::Result<(), SendError<M>> {
-        match self.runtime(id) {
-            Ok(runtime) => runtime.try_send(message),
+        match self.cell(id) {
+            Ok(cell) => cell.send(message, Wait::No),
             Err(error) => Err(SendError { message, error }),
         }
     }
@@ -388,7 +337,7 @@ impl<M> SessionSupervisor<M> {
     #[must_use]
     pub fn wait_until_stopped(&self, id: &SessionId, timeout: Duration) -> bool {
         match self.shared.registry.slot(id) {
-            Some(runtime) => matches!(runtime.wait(timeout), Ended::Yes),
+            Some(cell) => cell.wait(Wait::at_most(timeout)) == Ended::Yes,
             None => true,
         }
     }
@@ -399,7 +348,7 @@ impl<M> SessionSupervisor<M> {
     ///
     /// [`Error::NotFound`] if no session has this id.
     pub fn find_session(&self, id: &SessionId) -> Result<SessionHandle<M>> {
-        self.runtime(id).map(SessionHandle::new)
+        self.cell(id).map(SessionHandle::new)
     }
 
     /// Whether a session with this id is registered (started and not yet ended).
@@ -411,9 +360,9 @@ impl<M> SessionSupervisor<M> {
     /// Handles to every registered session, in start order.
     #[must_use]
     pub fn list_sessions(&self) -> Vec<SessionHandle<M>> {
-        let mut runtimes = self.shared.registry.slots();
-        runtimes.sort_by_key(|runtime| runtime.seq());
-        runtimes.into_iter().map(SessionHandle::new).collect()
+        let mut cells = self.shared.registry.slots();
+        cells.sort_by_key(|cell| cell.seq());
+        cells.into_iter().map(SessionHandle::new).collect()
     }
 
     /// Renames a running session and returns its new metadata.
@@ -496,7 +445,7 @@ impl<M> SessionSupervisor<M> {
         self.shared.registry.is_closed()
     }
 
-    fn runtime(&self, id: &SessionId) -> Result<Arc<Runtime<M>>> {
+    fn cell(&self, id: &SessionId) -> Result<Arc<SessionCell<M>>> {
         self.shared
             .registry
             .slot(id)
@@ -529,59 +478,6 @@ impl<M> Drop for SessionSupervisor<M> {
         let report = self.shutdown();
         for id in report.timed_out() {
             log::error!("session {id} did not stop within the shutdown timeout; left running");
-        }
-    }
-}
-
-impl<M> Shared<M> {
-    /// Removes this incarnation's entry, if it is still the registered one.
-    pub(crate) fn unregister(&self, runtime: &Arc<Runtime<M>>) {
-        let id = runtime.id();
-        self.registry
-            .remove_if(id, |slot| Arc::ptr_eq(slot, runtime));
-    }
-
-    /// A new session's mailbox, bounded if the builder said so.
-    fn mailbox(&self) -> (Sender<Control<M>>, Receiver<Control<M>>) {
-        match self.mailbox_capacity {
-            // At least one slot: a stop must be able to wake a body blocked on it.
-            Some(capacity) => crossbeam_channel::bounded(capacity.max(1)),
-            None => crossbeam_channel::unbounded(),
-        }
-    }
-
-    /// Waits (bounded by the shutdown timeout) for the thread to end, then joins it.
-    fn await_exit(&self, runtime: &Runtime<M>) -> Ended {
-        self.await_exit_until(runtime, Instant::now() + self.shutdown_timeout)
-    }
-
-    fn await_exit_until(&self, runtime: &Runtime<M>, deadline: Instant) -> Ended {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ended = runtime.wait(left);
-        if let Ended::Yes = ended {
-            runtime.join();
-        }
-        ended
-    }
-
-    /// Joins the threads of sessions that ended on their own, if already exited.
-    /// Never blocks: the list is taken out of its lock before any join.
-    fn reap_finished(&self) {
-        let ended = std::mem::take(&mut *self.ended.lock());
-        if ended.is_empty() {
-            return;
-        }
-        let left: Vec<_> = ended.into_iter().filter(|r| !r.try_join()).collect();
-        self.ended.lock().extend(left);
-    }
-
-    /// Joins every ended thread, waiting for each at most until `deadline`.
-    fn reap_until(&self, deadline: Instant) {
-        let ended = std::mem::take(&mut *self.ended.lock());
-        for runtime in ended {
-            if !runtime.is_current_thread() {
-                self.await_exit_until(&runtime, deadline);
-            }
         }
     }
 }

@@ -1,0 +1,252 @@
+//! [`SessionCell`]: what one session's thread shares with its handles and its
+//! supervisor.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::mailbox::{Postbox, Refused};
+use crate::wait::Wait;
+use crate::{Error, ExitReason, ExitReport, SendError, SessionId};
+
+/// One incarnation of a session: compared by address, so a late end of an old thread
+/// never touches a newer session that reuses the id.
+#[derive(Debug)]
+pub(crate) struct SessionCell<M> {
+    id: SessionId,
+    /// Start order within the supervisor; shutdown joins the newest first.
+    seq: u64,
+    postbox: Postbox<M>,
+    thread_id: OnceLock<ThreadId>,
+    /// Set once the first `init` succeeded and `Started` was published: only such a
+    /// session gets an `Exited` event.
+    began: AtomicBool,
+    /// The right to join: taken by exactly one of a stopper or the reaper.
+    join: Mutex<JoinState>,
+    /// Disconnected by the session thread's end guard, as its very last act.
+    done: Receiver<Infallible>,
+    exit: Mutex<Option<ExitReport>>,
+}
+
+/// Who may join the thread. `Spawning` until the start stores the handle, so a reaper
+/// that comes early knows to come back rather than forget the thread.
+#[derive(Debug)]
+enum JoinState {
+    Spawning,
+    Running(JoinHandle<()>),
+    Joined,
+}
+
+/// How a bounded wait for a session's end turned out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Yes,
+    TimedOut,
+}
+
+impl<M> SessionCell<M> {
+    /// A cell, and the sender whose drop marks the session thread as finished.
+    pub(crate) fn new(
+        id: SessionId,
+        seq: u64,
+        postbox: Postbox<M>,
+    ) -> (SessionCell<M>, Sender<Infallible>) {
+        let (done_tx, done) = crossbeam_channel::bounded(0);
+        let cell = SessionCell {
+            id,
+            seq,
+            postbox,
+            thread_id: OnceLock::new(),
+            began: AtomicBool::new(false),
+            join: Mutex::new(JoinState::Spawning),
+            done,
+            exit: Mutex::new(None),
+        };
+        (cell, done_tx)
+    }
+
+    pub(crate) fn id(&self) -> SessionId {
+        self.id
+    }
+
+    pub(crate) fn id_ref(&self) -> &SessionId {
+        &self.id
+    }
+
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Queues a message, waiting for room in a full mailbox as `wait` allows. On the
+    /// session's own thread a full mailbox fails at once: the session would wait for
+    /// itself to make room.
+    pub(crate) fn send(&self, message: M, wait: Wait) -> Result<(), SendError<M>> {
+        let wait = || {
+            if self.is_current_thread() {
+                Wait::No
+            } else {
+                wait
+            }
+        };
+        self.postbox
+            .post(message, wait)
+            .map_err(|(refused, message)| {
+                let id = self.id;
+                let error = match refused {
+                    Refused::Full => Error::MailboxFull { id },
+                    Refused::Closed => Error::SessionGone { id },
+                };
+                SendError { message, error }
+            })
+    }
+
+    /// Requests the stop; idempotent, never blocks.
+    pub(crate) fn request_stop(&self) {
+        self.postbox.stop();
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.postbox.stop_requested()
+    }
+
+    /// Lets go of the mailbox: later sends fail and hand their message back.
+    pub(crate) fn close_mailbox(&self) {
+        self.postbox.close();
+    }
+
+    /// Records the session thread; called first thing on that thread.
+    pub(crate) fn set_thread(&self) {
+        let _ = self.thread_id.set(std::thread::current().id());
+    }
+
+    pub(crate) fn is_current_thread(&self) -> bool {
+        self.thread_id.get() == Some(&std::thread::current().id())
+    }
+
+    pub(crate) fn mark_began(&self) {
+        self.began.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn has_begun(&self) -> bool {
+        self.began.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_join_handle(&self, handle: JoinHandle<()>) {
+        *self.join.lock() = JoinState::Running(handle);
+    }
+
+    /// Whether the session thread's end guard has run.
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(
+            self.done.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+    }
+
+    /// Waits until the session thread's end guard has run, as `wait` allows. On the
+    /// session's own thread it does not wait: the thread cannot end while it waits.
+    pub(crate) fn wait(&self, wait: Wait) -> Ended {
+        let wait = if self.is_current_thread() {
+            Wait::No
+        } else {
+            wait
+        };
+        match wait.recv(&self.done) {
+            Ok(never) => match never {},
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Ended::Yes,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ended::TimedOut,
+        }
+    }
+
+    /// Joins the thread if nobody has yet. Call only once the end guard ran (after
+    /// [`wait`](Self::wait) said so): the join then waits only for the thread's last
+    /// instructions, after every thread-local destructor of user code.
+    pub(crate) fn join(&self) {
+        let mut state = self.join.lock();
+        match std::mem::replace(&mut *state, JoinState::Joined) {
+            JoinState::Running(handle) => {
+                drop(state);
+                // Every panic on the session thread is caught, so the result is `Ok`.
+                drop(handle.join());
+            }
+            // Not stored yet: the start stores it, and the reaper joins it later.
+            JoinState::Spawning => *state = JoinState::Spawning,
+            JoinState::Joined => {}
+        }
+    }
+
+    /// Joins the thread if its end guard ran, without waiting for that; returns whether
+    /// nothing is left to join.
+    pub(crate) fn try_join(&self) -> bool {
+        if !self.is_finished() {
+            return false;
+        }
+        self.join();
+        matches!(*self.join.lock(), JoinState::Joined)
+    }
+
+    pub(crate) fn set_exit(&self, report: ExitReport) {
+        *self.exit.lock() = Some(report);
+    }
+
+    /// How the session ended. Call only once [`wait`](Self::wait) said it did.
+    pub(crate) fn exit_report(&self) -> ExitReport {
+        self.exit.lock().clone().unwrap_or_else(|| ExitReport {
+            // Only if the session thread ended before its report was made, which the
+            // panic boundaries around all its work rule out.
+            id: self.id,
+            reason: ExitReason::Panicked {
+                message: "the session thread ended without a report".into(),
+            },
+            restarts: 0,
+            run_time: Duration::ZERO,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::mailbox;
+
+    fn cell() -> (SessionCell<()>, Sender<Infallible>) {
+        let (postbox, _) = mailbox(None);
+        SessionCell::new(SessionId::new(), 0, postbox)
+    }
+
+    /// A stopper may find the thread ended before the start stored its handle; the
+    /// handle stored afterwards must still be joined (and `join` swaps the state under
+    /// one lock, so a handle stored meanwhile is never overwritten).
+    #[test]
+    fn join_before_the_handle_is_stored_leaves_the_join_to_the_reaper() {
+        let (cell, done) = cell();
+        cell.join();
+        assert!(!cell.try_join(), "nothing stored yet: nothing joined");
+        let thread = std::thread::spawn(move || drop(done));
+        cell.set_join_handle(thread);
+        assert_eq!(cell.wait(Wait::Forever), Ended::Yes);
+        cell.join();
+        assert!(cell.try_join(), "joined once stored");
+    }
+
+    #[test]
+    fn a_thread_still_at_work_is_not_joined_by_the_reaper() {
+        let (cell, done) = cell();
+        let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::spawn(move || {
+            let _ = release_rx.recv();
+            drop(done);
+        });
+        cell.set_join_handle(thread);
+        assert!(!cell.try_join());
+        assert_eq!(cell.wait(Wait::No), Ended::TimedOut);
+        drop(release_tx);
+        assert_eq!(cell.wait(Wait::Forever), Ended::Yes);
+        assert!(cell.try_join());
+    }
+}

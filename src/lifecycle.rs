@@ -1,0 +1,317 @@
+//! A session thread's whole life: spawn, the start handshake, the end guard
+//! (unregister, report, event, wake), waiting for the end, joining and reaping.
+//!
+//! The end guard is the one place a session ends. It is armed first thing on the
+//! session thread, as a thread-local value, so it runs whether the thread's work
+//! returns or unwinds, and after the destructors of every thread-local that user code
+//! set (thread-locals are destroyed newest first). So a session stays registered, and
+//! its path reserved, until nothing of user code runs on its thread any more; whoever
+//! waits for the end is woken by the guard's last act, and a wait never depends on the
+//! thread reaching some line after user code.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use crate::boundary::{catch, drop_quietly, quietly};
+use crate::cell::{Ended, SessionCell};
+use crate::event::Subscribers;
+use crate::mailbox::{mailbox, Inbox};
+use crate::registry::Registry;
+use crate::restart::{first_init, supervise};
+use crate::wait::Wait;
+use crate::{
+    Error, ExitReason, ExitReport, RestartPolicy, Result, Session, SessionBody, SessionContext,
+    SessionEvent,
+};
+
+/// What a supervisor shares with its session threads.
+pub(crate) struct Shared<M> {
+    pub(crate) registry: Registry<Arc<SessionCell<M>>>,
+    /// Sessions whose end guard ran and whose thread may still need a join.
+    pub(crate) ended: Mutex<Vec<Arc<SessionCell<M>>>>,
+    pub(crate) events: Subscribers,
+    pub(crate) next_seq: AtomicU64,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) mailbox_capacity: Option<usize>,
+    pub(crate) policy: RestartPolicy,
+}
+
+/// How the first `init` went, told to the start by the session thread.
+type StartAnswer = Result<(), String>;
+
+impl<M: Send + 'static> Shared<M> {
+    /// Registers `session`, spawns its thread, and waits until its first `init` ended.
+    /// On any failure the entry is gone before this returns.
+    pub(crate) fn start<B: SessionBody<M>>(
+        self: &Arc<Self>,
+        session: Session,
+        body: B,
+        policy: RestartPolicy,
+    ) -> Result<Arc<SessionCell<M>>> {
+        let id = *session.id();
+        policy.check(id)?;
+        self.reap_finished();
+        let (postbox, inbox) = mailbox(self.mailbox_capacity);
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (cell, done) = SessionCell::new(id, seq, postbox);
+        let cell = Arc::new(cell);
+        let session = self.registry.insert(session, Arc::clone(&cell))?;
+        let (answer_tx, answer_rx) = crossbeam_channel::bounded(1);
+        let thread = SessionThread {
+            shared: Arc::clone(self),
+            cell: Arc::clone(&cell),
+            session: session.clone(),
+            inbox,
+            answer: answer_tx,
+        };
+        self.spawn(thread, done, body, policy)?;
+        // Answered by the session thread after init, or by its end guard once the
+        // entry is gone.
+        let reason = match answer_rx.recv() {
+            Ok(Ok(())) => return Ok(self.started(cell, &session)),
+            Ok(Err(reason)) => reason,
+            Err(_) => "the session thread ended before init finished".to_owned(),
+        };
+        self.await_exit(&cell, Wait::at_most(self.shutdown_timeout));
+        Err(Error::StartFailed { id, reason })
+    }
+
+    /// Spawns the session thread; unregisters the session if that fails, even if
+    /// dropping the unspawned body panics (it is user code).
+    fn spawn<B: SessionBody<M>>(
+        &self,
+        thread: SessionThread<M>,
+        done: Sender<Infallible>,
+        body: B,
+        policy: RestartPolicy,
+    ) -> Result<()> {
+        let cell = Arc::clone(&thread.cell);
+        let stack_size = self.stack_size;
+        let spawn = move || thread.spawn(stack_size, done, body, policy);
+        match catch_unwind(AssertUnwindSafe(spawn)) {
+            Ok(Ok(handle)) => {
+                cell.set_join_handle(handle);
+                Ok(())
+            }
+            Ok(Err(source)) => {
+                self.unregister(&cell);
+                let id = cell.id();
+                Err(Error::Spawn { id, source })
+            }
+            Err(payload) => {
+                self.unregister(&cell);
+                resume_unwind(payload)
+            }
+        }
+    }
+
+    fn started(&self, cell: Arc<SessionCell<M>>, session: &Session) -> Arc<SessionCell<M>> {
+        let (id, path) = (cell.id(), session.project_path().display());
+        log::info!("session {id} started: {:?} at {path}", session.name());
+        cell
+    }
+}
+
+impl<M> Shared<M> {
+    /// Removes this incarnation's entry, if it is still the registered one.
+    pub(crate) fn unregister(&self, cell: &Arc<SessionCell<M>>) {
+        self.registry
+            .remove_if(&cell.id(), |slot| Arc::ptr_eq(slot, cell));
+    }
+
+    /// Waits (as `wait` allows) for the session's end guard, then joins its thread.
+    pub(crate) fn await_exit(&self, cell: &SessionCell<M>, wait: Wait) -> Ended {
+        let ended = cell.wait(wait);
+        if ended == Ended::Yes {
+            cell.join();
+        }
+        ended
+    }
+
+    /// Joins the threads of sessions that ended, whose end guard ran. Never blocks on
+    /// a thread still at work: the list is taken out of its lock before any join.
+    pub(crate) fn reap_finished(&self) {
+        let ended = std::mem::take(&mut *self.ended.lock());
+        if ended.is_empty() {
+            return;
+        }
+        let left: Vec<_> = ended.into_iter().filter(|cell| !cell.try_join()).collect();
+        self.ended.lock().extend(left);
+    }
+
+    /// Joins every ended thread, waiting for each at most as `wait` allows.
+    pub(crate) fn reap_until(&self, wait: Wait) {
+        let ended = std::mem::take(&mut *self.ended.lock());
+        let left: Vec<_> = ended
+            .into_iter()
+            .filter(|cell| self.await_exit(cell, wait) == Ended::TimedOut)
+            .collect();
+        self.ended.lock().extend(left);
+    }
+
+    /// The end of a session: queue for a join, unregister (with its `Exited` event, if
+    /// it began), log.
+    fn finish(&self, cell: &Arc<SessionCell<M>>, report: &ExitReport) {
+        // Queued for a join before it leaves the registry, so a shutdown running
+        // meanwhile finds it in one place or the other, never in neither.
+        self.ended.lock().push(Arc::clone(cell));
+        if cell.has_begun() {
+            let exited = SessionEvent::Exited {
+                id: report.id,
+                reason: report.reason.clone(),
+            };
+            // Published with the removal, so no subscriber sees the next owner of the
+            // path start before this session's end.
+            self.events.publish_with(exited, || self.unregister(cell));
+        } else {
+            self.unregister(cell);
+        }
+        quietly(|| log_exit(report));
+    }
+}
+
+fn log_exit(report: &ExitReport) {
+    let (id, reason) = (report.id(), report.reason());
+    match reason {
+        ExitReason::Normal | ExitReason::Stopped => log::info!("session {id} ended: {reason}"),
+        ExitReason::Panicked { .. } => log::warn!("session {id} ended: {reason}"),
+        _ => log::error!("session {id} ended: {reason}"),
+    }
+}
+
+/// Everything a session thread needs, moved into it.
+struct SessionThread<M> {
+    shared: Arc<Shared<M>>,
+    cell: Arc<SessionCell<M>>,
+    session: Session,
+    inbox: Inbox<M>,
+    answer: Sender<StartAnswer>,
+}
+
+impl<M: Send + 'static> SessionThread<M> {
+    /// Spawns the thread, named after the session, if the process has room for it.
+    fn spawn<B: SessionBody<M>>(
+        self,
+        stack_size: Option<usize>,
+        done: Sender<Infallible>,
+        body: B,
+        policy: RestartPolicy,
+    ) -> std::io::Result<JoinHandle<()>> {
+        crate::limits::take_thread()?;
+        let mut builder = thread::Builder::new().name(self.session.name().to_owned());
+        if let Some(bytes) = stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        builder.spawn(move || self.main(done, body, policy))
+    }
+
+    /// The session thread from first to last instruction.
+    fn main<B: SessionBody<M>>(self, done: Sender<Infallible>, body: B, policy: RestartPolicy) {
+        let began = Instant::now();
+        self.cell.set_thread();
+        let _fallback = arm(EndGuard {
+            shared: Arc::clone(&self.shared),
+            cell: Arc::clone(&self.cell),
+            answer: self.answer.clone(),
+            done: Some(done),
+        });
+        let cell = Arc::clone(&self.cell);
+        let (reason, restarts) = catch(|| self.live(body, policy)).unwrap_or_else(|message| {
+            let message = format!("the session thread failed: {message}");
+            (ExitReason::Panicked { message }, 0)
+        });
+        cell.set_exit(ExitReport {
+            id: cell.id(),
+            reason,
+            restarts,
+            run_time: began.elapsed(),
+        });
+    }
+}
+
+impl<M> SessionThread<M> {
+    /// Starts the body, runs it until it ends for good, and drops it and the mailbox,
+    /// each inside a panic boundary.
+    fn live<B: SessionBody<M>>(self, mut body: B, policy: RestartPolicy) -> (ExitReason, u32) {
+        let ctx = SessionContext::new(self.session, self.inbox);
+        let reason = match first_init(&mut body, &ctx) {
+            Err(reason) => ExitReason::InitFailed { reason },
+            Ok(()) => {
+                self.cell.mark_began();
+                let path = ctx.session().project_path().to_path_buf();
+                let id = *ctx.id();
+                self.shared
+                    .events
+                    .publish(SessionEvent::Started { id, path });
+                // The start waits on the other end.
+                let _ = self.answer.send(Ok(()));
+                supervise(&mut body, &ctx, &policy, &self.shared.events)
+            }
+        };
+        let restarts = ctx.restarts();
+        // The mailbox goes first: later sends fail and hand their message back, and
+        // queued calls learn at once that no reply will come.
+        self.cell.close_mailbox();
+        drop_quietly(ctx);
+        drop_quietly(body);
+        (reason, restarts)
+    }
+}
+
+thread_local! {
+    /// The end guard of the session this thread runs.
+    static END_GUARD: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Arms the end guard as this thread's first thread-local, so that it is destroyed
+/// last. Returns it if there is no thread-local storage to arm it in (which a new
+/// thread always has): the caller then keeps it until its own end.
+fn arm<M: 'static>(guard: EndGuard<M>) -> Option<EndGuard<M>> {
+    let mut guard = Some(guard);
+    let _ = END_GUARD.try_with(|slot| {
+        let guard = guard.take().map(|g| Box::new(g) as Box<dyn Any>);
+        *slot.borrow_mut() = guard;
+    });
+    guard
+}
+
+/// Ends the session when dropped: on the session thread, after all of its work and
+/// user code's thread-local destructors, whether they returned or unwound.
+struct EndGuard<M> {
+    shared: Arc<Shared<M>>,
+    cell: Arc<SessionCell<M>>,
+    answer: Sender<StartAnswer>,
+    /// Dropped as the guard's last act: wakes everyone waiting for the end.
+    done: Option<Sender<Infallible>>,
+}
+
+impl<M> Drop for EndGuard<M> {
+    fn drop(&mut self) {
+        quietly(|| self.cell.close_mailbox());
+        let report = self.cell.exit_report();
+        self.shared.finish(&self.cell, &report);
+        if !self.cell.has_begun() {
+            // Answered only now, so the start never sees a half-registered entry.
+            let _ = self.answer.try_send(Err(start_failure(&report.reason)));
+        }
+        drop(self.done.take());
+    }
+}
+
+/// Why a first start failed, for `Error::StartFailed`.
+fn start_failure(reason: &ExitReason) -> String {
+    match reason {
+        ExitReason::InitFailed { reason } => reason.clone(),
+        other => other.to_string(),
+    }
+}

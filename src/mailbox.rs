@@ -1,0 +1,254 @@
+//! A session's mailbox and stop signal, made as one pair: the [`Postbox`] its handles
+//! post into, the [`Inbox`] its body reads, and the [`Control`] items between them.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
+use parking_lot::{Mutex, RwLock};
+
+use crate::wait::Wait;
+
+/// What a session's control channel carries: its messages, and the stop signal.
+///
+/// Bodies that select on [`SessionContext::control`](crate::SessionContext::control)
+/// receive these. Messages come in the order they were sent; `Shutdown` comes after the
+/// messages queued before the stop, so a body that wants the stop to win checks
+/// [`SessionContext::shutdown_requested`](crate::SessionContext::shutdown_requested)
+/// after each message, as [`SessionContext::recv`](crate::SessionContext::recv) does.
+///
+/// A stop also closes the channel: once the queued messages are read, a receive fails
+/// (`Err(RecvError)`). So a body learns of its stop even if the mailbox was full when
+/// the stop came and `Shutdown` found no room; treat an error like `Shutdown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control<M = ()> {
+    /// A stop was requested: the body should return.
+    Shutdown,
+    /// A message sent with [`SessionHandle::send`](crate::SessionHandle::send) or a call.
+    Message(M),
+}
+
+/// The stop of one session: a flag that is cheap to read, and a channel that is closed
+/// when the flag is set, which wakes every thread waiting on it at once and never needs
+/// room in any queue.
+#[derive(Debug)]
+pub(crate) struct StopSignal {
+    requested: AtomicBool,
+    /// Dropped by [`raise`](Self::raise): nothing is ever sent.
+    wake: Mutex<Option<Sender<Infallible>>>,
+    woken: Receiver<Infallible>,
+}
+
+impl StopSignal {
+    fn new() -> StopSignal {
+        let (wake, woken) = crossbeam_channel::bounded(0);
+        StopSignal {
+            requested: AtomicBool::new(false),
+            wake: Mutex::new(Some(wake)),
+            woken,
+        }
+    }
+
+    /// Sets the flag and wakes every waiter; returns whether this call set it.
+    fn raise(&self) -> bool {
+        if self.requested.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        drop(self.wake.lock().take());
+        true
+    }
+
+    /// Whether a stop was requested.
+    pub(crate) fn is_raised(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// Blocks until a stop is requested or `wait` runs out; returns whether one was.
+    pub(crate) fn wait(&self, wait: Wait) -> bool {
+        match wait.recv(&self.woken) {
+            Ok(never) => match never {},
+            Err(_) => self.is_raised(),
+        }
+    }
+}
+
+/// Why a message was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No room within the wait allowed.
+    Full,
+    /// The session is stopping or has ended.
+    Closed,
+}
+
+/// The sending half, kept by the session's cell and used by every handle.
+#[derive(Debug)]
+pub(crate) struct Postbox<M> {
+    /// Taken when the session stops or ends. A bounded channel keeps queued messages
+    /// until its last sender is gone, so the cell (kept alive by handles) must let go.
+    letters: OwnLine<RwLock<Option<Sender<Control<M>>>>>,
+    stop: Arc<StopSignal>,
+}
+
+/// The receiving half, kept by the session's context on the session thread.
+#[derive(Debug)]
+pub(crate) struct Inbox<M> {
+    pub(crate) control: Receiver<Control<M>>,
+    pub(crate) stop: Arc<StopSignal>,
+}
+
+/// Keeps a value on cache lines of its own: every send takes the mailbox's read lock,
+/// and the receiving thread should not see its own lines bounce with it.
+#[derive(Debug)]
+#[repr(align(128))]
+struct OwnLine<T>(T);
+
+/// A new mailbox, bounded to `capacity` messages (at least 1) if given.
+pub(crate) fn mailbox<M>(capacity: Option<usize>) -> (Postbox<M>, Inbox<M>) {
+    let (sender, control) = match capacity {
+        Some(capacity) => crossbeam_channel::bounded(capacity.max(1)),
+        None => crossbeam_channel::unbounded(),
+    };
+    let stop = Arc::new(StopSignal::new());
+    let postbox = Postbox {
+        letters: OwnLine(RwLock::new(Some(sender))),
+        stop: Arc::clone(&stop),
+    };
+    (postbox, Inbox { control, stop })
+}
+
+impl<M> Postbox<M> {
+    /// Queues `message` if there is room now (the common case: under the read lock,
+    /// never blocking); else waits for room as `wait()` says, with a sender cloned out
+    /// of the lock, so no lock is held while a send blocks.
+    pub(crate) fn post(&self, message: M, wait: impl FnOnce() -> Wait) -> Result<(), (Refused, M)> {
+        let guard = self.letters.0.read();
+        let Some(letters) = guard.as_ref() else {
+            return Err((Refused::Closed, message));
+        };
+        match letters.try_send(Control::Message(message)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(letter)) => Err((Refused::Closed, unwrap(letter))),
+            Err(TrySendError::Full(letter)) => {
+                let letters = letters.clone();
+                drop(guard);
+                self.wait_for_room(&letters, unwrap(letter), wait())
+            }
+        }
+    }
+
+    /// Waits for room, or for the stop: a stop closes the mailbox, and a sender blocked
+    /// on a full one must not keep it open.
+    fn wait_for_room(
+        &self,
+        letters: &Sender<Control<M>>,
+        message: M,
+        wait: Wait,
+    ) -> Result<(), (Refused, M)> {
+        let mut select = Select::new();
+        let send = select.send(letters);
+        let stop = select.recv(&self.stop.woken);
+        let ready = match wait {
+            Wait::No => return Err((Refused::Full, message)),
+            Wait::Forever => select.select(),
+            Wait::Until(deadline) => match select.select_deadline(deadline) {
+                Ok(ready) => ready,
+                Err(_) => return Err((Refused::Full, message)),
+            },
+        };
+        if ready.index() == send {
+            return ready
+                .send(letters, Control::Message(message))
+                .map_err(|err| (Refused::Closed, unwrap(err.0)));
+        }
+        debug_assert_eq!(ready.index(), stop);
+        let Err(_) = ready.recv(&self.stop.woken);
+        Err((Refused::Closed, message))
+    }
+
+    /// Requests the stop: sets the flag, wakes every waiter, and closes the mailbox
+    /// after a last `Shutdown` if it has room. Idempotent; never blocks.
+    pub(crate) fn stop(&self) {
+        if self.stop.raise() {
+            if let Some(letters) = self.take_letters() {
+                // No room? The closed channel tells the body once it read the queue.
+                let _ = letters.try_send(Control::Shutdown);
+            }
+        }
+    }
+
+    /// Lets go of the mailbox: later sends fail and hand their message back.
+    pub(crate) fn close(&self) {
+        drop(self.take_letters());
+    }
+
+    fn take_letters(&self) -> Option<Sender<Control<M>>> {
+        self.letters.0.write().take()
+    }
+
+    /// Whether a stop was requested.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.is_raised()
+    }
+}
+
+/// The message of a letter posted as a message.
+fn unwrap<M>(letter: Control<M>) -> M {
+    match letter {
+        Control::Message(message) => message,
+        Control::Shutdown => unreachable!("only messages are posted"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_stop_reaches_a_full_mailbox_as_its_closing() {
+        let (postbox, inbox) = mailbox::<u32>(Some(1));
+        postbox.post(1, || Wait::No).unwrap();
+        assert_eq!(postbox.post(2, || Wait::No), Err((Refused::Full, 2)));
+        postbox.stop();
+        assert_eq!(inbox.control.recv(), Ok(Control::Message(1)));
+        assert!(inbox.control.recv().is_err(), "closed after the queue");
+        assert_eq!(postbox.post(3, || Wait::No), Err((Refused::Closed, 3)));
+    }
+
+    #[test]
+    fn a_stop_with_room_sends_shutdown_then_closes() {
+        let (postbox, inbox) = mailbox::<u32>(None);
+        postbox.stop();
+        postbox.stop();
+        assert_eq!(inbox.control.recv(), Ok(Control::Shutdown));
+        assert!(inbox.control.recv().is_err());
+        assert!(inbox.stop.wait(Wait::Forever));
+    }
+
+    #[test]
+    fn a_sender_blocked_on_a_full_mailbox_is_released_by_the_stop() {
+        let (postbox, inbox) = mailbox::<u32>(Some(1));
+        let postbox = Arc::new(postbox);
+        postbox.post(1, || Wait::No).unwrap();
+        let blocked = {
+            let postbox = Arc::clone(&postbox);
+            std::thread::spawn(move || postbox.post(2, || Wait::Forever))
+        };
+        postbox.stop();
+        assert_eq!(blocked.join().unwrap(), Err((Refused::Closed, 2)));
+        assert_eq!(inbox.control.recv(), Ok(Control::Message(1)));
+        assert!(inbox.control.recv().is_err(), "no sender keeps it open");
+    }
+
+    #[test]
+    fn a_wait_for_room_gives_up_at_its_deadline() {
+        let (postbox, _inbox) = mailbox::<u32>(Some(1));
+        postbox.post(1, || Wait::No).unwrap();
+        let past = Wait::Until(Instant::now());
+        assert_eq!(postbox.post(2, || past), Err((Refused::Full, 2)));
+        let soon = Wait::at_most(Duration::from_millis(1));
+        assert_eq!(postbox.post(3, || soon), Err((Refused::Full, 3)));
+    }
+}

@@ -67,7 +67,8 @@ pub enum Error {
         reason: String,
     },
 
-    /// A session name that is empty, too long or holds control characters.
+    /// A session name that is empty, too long or holds control, invisible or
+    /// layout-changing characters.
     #[error("invalid session name {name:?}: {reason}")]
     InvalidName {
         /// The name as given.

@@ -235,6 +235,37 @@ fn name_with_a_newline_is_invalid_name() {
 }
 
 #[test]
+fn name_with_invisible_or_layout_changing_characters_is_invalid_name() {
+    guard(
+        "name_with_invisible_or_layout_changing_characters_is_invalid_name",
+        move || {
+            let fixture = Fixture::new();
+            let mut session = fixture.projects.session(1);
+            let before = session.clone();
+            // A bidi override, an isolate, zero-width characters, a byte order mark, a
+            // line separator, and a zero-width space alone (not whitespace to `trim`).
+            for name in [
+                "invoice\u{202E}fdp.exe",
+                "a\u{2066}b\u{2069}",
+                "zero\u{200B}width",
+                "join\u{200D}er",
+                "\u{FEFF}bom",
+                "two\u{2028}lines",
+                "\u{200B}",
+            ] {
+                for reason in fixture.name_refused(name) {
+                    assert_eq!(reason, "contains invisible or layout-changing characters");
+                }
+                let renamed = session.rename(name).map(|()| session.clone());
+                let reason = invalid_name_reason(renamed, name);
+                assert_eq!(reason, "contains invisible or layout-changing characters");
+                assert_eq!(session, before, "a refused rename changes nothing");
+            }
+        },
+    );
+}
+
+#[test]
 fn bad_id_string_is_invalid_id() {
     guard("bad_id_string_is_invalid_id", move || {
         let fixture = Fixture::new();

@@ -77,7 +77,7 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// Text that is not a session id (a UUID version 4).
+    /// Text that is not a session id (a UUID version 4 of the RFC 4122 variant).
     #[error("invalid session id {input:?}: {reason}")]
     InvalidId {
         /// The text as given.

@@ -278,6 +278,12 @@ fn bad_id_string_is_invalid_id() {
             }
         }
         assert_eq!(real.parse::<SessionId>().unwrap(), *fixture.running.id());
+        // Version 4 in form, but of the Microsoft variant: not an id this crate makes.
+        let microsoft = "123e4567-e89b-42d3-c456-426614174000";
+        match microsoft.parse::<SessionId>() {
+            Err(Error::InvalidId { reason, .. }) => assert!(reason.contains("variant"), "{reason}"),
+            other => panic!("{microsoft:?}: expected InvalidId, got {other:?}"),
+        }
         fixture.assert_unchanged();
     });
 }

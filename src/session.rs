@@ -182,8 +182,16 @@ impl Session {
 }
 
 /// Now, or just after `last` if the clock reads the same or an earlier time.
+///
+/// Never panics: if `last` is the latest time `SystemTime` can hold, there is no "just
+/// after", and `last` itself is kept. Restored sessions cannot get there (their times
+/// end with the year 9999), so this only keeps a bad clock from aborting a rename.
 fn later(last: SystemTime) -> SystemTime {
-    SystemTime::now().max(last + Duration::from_nanos(1))
+    let now = SystemTime::now();
+    match last.checked_add(Duration::from_nanos(1)) {
+        Some(next) => now.max(next),
+        None => now.max(last),
+    }
 }
 
 /// Builds a [`Session`] with a chosen name or id.
@@ -492,6 +500,35 @@ mod tests {
         ] {
             assert_eq!(validate_name(name.to_owned()).unwrap(), name);
         }
+    }
+
+    /// The latest time `SystemTime` holds on this platform, found with `checked_add`.
+    fn latest_system_time() -> SystemTime {
+        let mut time = SystemTime::UNIX_EPOCH;
+        let mut step = Duration::MAX;
+        while !step.is_zero() {
+            match time.checked_add(step) {
+                Some(later) => time = later,
+                None => step /= 2,
+            }
+        }
+        time
+    }
+
+    #[test]
+    fn later_than_the_latest_time_does_not_panic() {
+        let max = latest_system_time();
+        assert!(max.checked_add(Duration::from_nanos(1)).is_none());
+        assert_eq!(later(max), max);
+    }
+
+    #[test]
+    fn renaming_a_session_updated_at_the_latest_time_does_not_panic() {
+        let mut session = Session::new(temp()).unwrap();
+        Arc::make_mut(&mut session.data).updated_at = latest_system_time();
+        session.rename("still fine").unwrap();
+        assert_eq!(session.name(), "still fine");
+        assert_eq!(session.updated_at(), latest_system_time());
     }
 
     #[test]

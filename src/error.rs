@@ -67,7 +67,8 @@ pub enum Error {
         reason: String,
     },
 
-    /// A session name that is empty, too long or holds control characters.
+    /// A session name that is empty, too long or holds control, invisible or
+    /// layout-changing characters.
     #[error("invalid session name {name:?}: {reason}")]
     InvalidName {
         /// The name as given.
@@ -76,7 +77,7 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// Text that is not a session id (a UUID version 4).
+    /// Text that is not a session id (a UUID version 4 of the RFC 4122 variant).
     #[error("invalid session id {input:?}: {reason}")]
     InvalidId {
         /// The text as given.

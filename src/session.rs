@@ -16,7 +16,10 @@ pub const MAX_NAME_CHARS: usize = 50;
 /// A `Session` is a plain value, valid by construction: its project path is canonical
 /// (absolute, symlinks and `..` resolved), exists, is a directory and is UTF-8; its name
 /// is trimmed, non-empty, at most [`MAX_NAME_CHARS`] characters, without control
-/// characters. Registries and supervisors hand out copies of it; a copy costs a
+/// characters and without invisible or layout-changing ones (Unicode format characters
+/// such as zero-width spaces and bidirectional overrides, and the line and paragraph
+/// separators), which would let two names look alike or reorder the text around them.
+/// Registries and supervisors hand out copies of it; a copy costs a
 /// reference count, not an allocation.
 ///
 /// # Examples
@@ -72,7 +75,8 @@ impl Session {
     ///
     /// [`Error::InvalidPath`] if the path is empty, does not exist, is not a directory,
     /// cannot be resolved or is not UTF-8; [`Error::InvalidName`] if the directory's name
-    /// is only whitespace or holds control characters.
+    /// is only whitespace or holds control, invisible or layout-changing characters (see
+    /// [`Session`]).
     pub fn new(project_path: impl AsRef<Path>) -> Result<Session> {
         Session::builder(project_path).build()
     }
@@ -129,8 +133,8 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::InvalidName`] if the name is empty after trimming, longer than
-    /// [`MAX_NAME_CHARS`] characters or holds control characters; the session is then
-    /// unchanged.
+    /// [`MAX_NAME_CHARS`] characters or holds control, invisible or layout-changing
+    /// characters (see [`Session`]); the session is then unchanged.
     ///
     /// # Examples
     ///
@@ -178,8 +182,16 @@ impl Session {
 }
 
 /// Now, or just after `last` if the clock reads the same or an earlier time.
+///
+/// Never panics: if `last` is the latest time `SystemTime` can hold, there is no "just
+/// after", and `last` itself is kept. Restored sessions cannot get there (their times
+/// end with the year 9999), so this only keeps a bad clock from aborting a rename.
 fn later(last: SystemTime) -> SystemTime {
-    SystemTime::now().max(last + Duration::from_nanos(1))
+    let now = SystemTime::now();
+    match last.checked_add(Duration::from_nanos(1)) {
+        Some(next) => now.max(next),
+        None => now.max(last),
+    }
 }
 
 /// Builds a [`Session`] with a chosen name or id.
@@ -225,7 +237,10 @@ impl SessionBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidPath`] or [`Error::InvalidName`], as for [`Session::new`].
+    /// [`Error::InvalidPath`] or [`Error::InvalidName`], as for [`Session::new`]: the
+    /// name, given or default, is trimmed and must be non-empty, at most
+    /// [`MAX_NAME_CHARS`] characters and free of control, invisible or layout-changing
+    /// characters.
     pub fn build(self) -> Result<Session> {
         let project_path = canonical_dir(&self.project_path)?;
         let name = match self.name {
@@ -286,11 +301,62 @@ pub(crate) fn validate_name(name: String) -> Result<String> {
         "longer than 50 characters"
     } else if trimmed.chars().any(char::is_control) {
         "contains control characters"
+    } else if trimmed.chars().any(is_invisible) {
+        "contains invisible or layout-changing characters"
     } else {
         return Ok(trimmed.to_owned());
     };
     Err(Error::InvalidName { name, reason })
 }
+
+/// Whether `c` is a format character (general category Cf) or a line or paragraph
+/// separator (Zl, Zp): none shows as a glyph, yet each can hide in a name or change
+/// how the text around it is laid out.
+fn is_invisible(c: char) -> bool {
+    c == '\u{2028}' || c == '\u{2029}' || is_format(c)
+}
+
+/// Whether `c` is in [`FORMAT_CHARS`].
+fn is_format(c: char) -> bool {
+    FORMAT_CHARS
+        .binary_search_by(|&(first, last)| {
+            if last < c {
+                std::cmp::Ordering::Less
+            } else if first > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+/// The characters of general category Cf (format) in Unicode 16, as sorted, disjoint,
+/// inclusive ranges: written out because the standard library does not expose the
+/// category and the crate takes no Unicode dependency for one check.
+const FORMAT_CHARS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),   // soft hyphen
+    ('\u{0600}', '\u{0605}'),   // Arabic number signs
+    ('\u{061C}', '\u{061C}'),   // Arabic letter mark
+    ('\u{06DD}', '\u{06DD}'),   // Arabic end of ayah
+    ('\u{070F}', '\u{070F}'),   // Syriac abbreviation mark
+    ('\u{0890}', '\u{0891}'),   // Arabic pound and piastre marks above
+    ('\u{08E2}', '\u{08E2}'),   // Arabic disputed end of ayah
+    ('\u{180E}', '\u{180E}'),   // Mongolian vowel separator
+    ('\u{200B}', '\u{200F}'),   // zero-width space, (non-)joiners, LRM, RLM
+    ('\u{202A}', '\u{202E}'),   // bidirectional embeddings and overrides
+    ('\u{2060}', '\u{2064}'),   // word joiner, invisible operators
+    ('\u{2066}', '\u{206F}'),   // bidirectional isolates, deprecated format chars
+    ('\u{FEFF}', '\u{FEFF}'),   // zero-width no-break space (byte order mark)
+    ('\u{FFF9}', '\u{FFFB}'),   // interlinear annotation
+    ('\u{110BD}', '\u{110BD}'), // Kaithi number sign
+    ('\u{110CD}', '\u{110CD}'), // Kaithi number sign above
+    ('\u{13430}', '\u{1343F}'), // Egyptian hieroglyph format controls
+    ('\u{1BCA0}', '\u{1BCA3}'), // shorthand format controls
+    ('\u{1D173}', '\u{1D17A}'), // musical symbol beams, ties, slurs, phrases
+    ('\u{E0001}', '\u{E0001}'), // language tag
+    ('\u{E0020}', '\u{E007F}'), // tag characters
+];
 
 #[cfg(test)]
 mod tests {
@@ -334,6 +400,135 @@ mod tests {
                 other => panic!("{name:?} gave {other:?}"),
             }
         }
+    }
+
+    /// The characters the name rule is about, each of which must be refused.
+    fn invisible_samples() -> Vec<char> {
+        let bidi = ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}');
+        let zero_width = ('\u{200B}'..='\u{200F}').chain(['\u{FEFF}']);
+        let separators = ['\u{2028}', '\u{2029}'];
+        let others = ['\u{00AD}', '\u{061C}', '\u{180E}', '\u{2060}', '\u{E0001}'];
+        let all: Vec<char> = bidi
+            .chain(zero_width)
+            .chain(separators)
+            .chain(others)
+            .collect();
+        assert_eq!(all.len(), 5 + 4 + 6 + 2 + 5);
+        all
+    }
+
+    #[test]
+    fn invisible_and_layout_changing_characters_are_refused() {
+        for c in invisible_samples() {
+            let mut names = vec![format!("a{c}b")];
+            // Whitespace (the separators) at either end is trimmed off like any other.
+            if !c.is_whitespace() {
+                names.extend([format!("{c}ab"), format!("ab{c}")]);
+            }
+            for name in names {
+                match validate_name(name.clone()) {
+                    Err(Error::InvalidName { name: n, reason }) => {
+                        assert_eq!(n, name);
+                        assert_eq!(reason, "contains invisible or layout-changing characters");
+                    }
+                    other => panic!("U+{:04X} in {name:?} gave {other:?}", u32::from(c)),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn line_and_paragraph_separators_at_the_ends_are_trimmed() {
+        assert_eq!(
+            validate_name("\u{2028}ab\u{2029}".to_owned()).unwrap(),
+            "ab"
+        );
+    }
+
+    #[test]
+    fn a_name_of_only_a_zero_width_character_is_invisible_not_empty() {
+        for name in ["\u{200B}", "\u{FEFF}", " \u{200B} "] {
+            let err = validate_name(name.to_owned()).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidName { reason, .. } if reason.contains("invisible")),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn control_characters_keep_their_own_reason() {
+        let err = validate_name("a\n\u{200B}b".to_owned()).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidName { reason, .. } if reason == "contains control characters")
+        );
+    }
+
+    #[test]
+    fn format_table_is_sorted_and_disjoint() {
+        for &(first, last) in FORMAT_CHARS {
+            assert!(first <= last, "{first:?}..={last:?}");
+        }
+        for pair in FORMAT_CHARS.windows(2) {
+            // Not even adjacent: adjacent ranges would have been written as one.
+            assert!(u32::from(pair[0].1) + 1 < u32::from(pair[1].0), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn format_lookup_covers_each_range_and_nothing_next_to_it() {
+        for &(first, last) in FORMAT_CHARS {
+            assert!(is_format(first) && is_format(last), "{first:?}..={last:?}");
+            let before = char::from_u32(u32::from(first) - 1).unwrap();
+            let after = char::from_u32(u32::from(last) + 1).unwrap();
+            assert!(
+                !is_format(before) && !is_format(after),
+                "{first:?}..={last:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn visible_names_are_accepted() {
+        for name in [
+            "notes",
+            "café",
+            "日本語",
+            "a-b_c.d",
+            "a\u{2010}b",
+            "x\u{202F}y",
+        ] {
+            assert_eq!(validate_name(name.to_owned()).unwrap(), name);
+        }
+    }
+
+    /// The latest time `SystemTime` holds on this platform, found with `checked_add`.
+    fn latest_system_time() -> SystemTime {
+        let mut time = SystemTime::UNIX_EPOCH;
+        let mut step = Duration::MAX;
+        while !step.is_zero() {
+            match time.checked_add(step) {
+                Some(later) => time = later,
+                None => step /= 2,
+            }
+        }
+        time
+    }
+
+    #[test]
+    fn later_than_the_latest_time_does_not_panic() {
+        let max = latest_system_time();
+        assert!(max.checked_add(Duration::from_nanos(1)).is_none());
+        assert_eq!(later(max), max);
+    }
+
+    #[test]
+    fn renaming_a_session_updated_at_the_latest_time_does_not_panic() {
+        let mut session = Session::new(temp()).unwrap();
+        Arc::make_mut(&mut session.data).updated_at = latest_system_time();
+        session.rename("still fine").unwrap();
+        assert_eq!(session.name(), "still fine");
+        assert_eq!(session.updated_at(), latest_system_time());
     }
 
     #[test]

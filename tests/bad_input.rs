@@ -235,6 +235,37 @@ fn name_with_a_newline_is_invalid_name() {
 }
 
 #[test]
+fn name_with_invisible_or_layout_changing_characters_is_invalid_name() {
+    guard(
+        "name_with_invisible_or_layout_changing_characters_is_invalid_name",
+        move || {
+            let fixture = Fixture::new();
+            let mut session = fixture.projects.session(1);
+            let before = session.clone();
+            // A bidi override, an isolate, zero-width characters, a byte order mark, a
+            // line separator, and a zero-width space alone (not whitespace to `trim`).
+            for name in [
+                "invoice\u{202E}fdp.exe",
+                "a\u{2066}b\u{2069}",
+                "zero\u{200B}width",
+                "join\u{200D}er",
+                "\u{FEFF}bom",
+                "two\u{2028}lines",
+                "\u{200B}",
+            ] {
+                for reason in fixture.name_refused(name) {
+                    assert_eq!(reason, "contains invisible or layout-changing characters");
+                }
+                let renamed = session.rename(name).map(|()| session.clone());
+                let reason = invalid_name_reason(renamed, name);
+                assert_eq!(reason, "contains invisible or layout-changing characters");
+                assert_eq!(session, before, "a refused rename changes nothing");
+            }
+        },
+    );
+}
+
+#[test]
 fn bad_id_string_is_invalid_id() {
     guard("bad_id_string_is_invalid_id", move || {
         let fixture = Fixture::new();
@@ -247,6 +278,12 @@ fn bad_id_string_is_invalid_id() {
             }
         }
         assert_eq!(real.parse::<SessionId>().unwrap(), *fixture.running.id());
+        // Version 4 in form, but of the Microsoft variant: not an id this crate makes.
+        let microsoft = "123e4567-e89b-42d3-c456-426614174000";
+        match microsoft.parse::<SessionId>() {
+            Err(Error::InvalidId { reason, .. }) => assert!(reason.contains("variant"), "{reason}"),
+            other => panic!("{microsoft:?}: expected InvalidId, got {other:?}"),
+        }
         fixture.assert_unchanged();
     });
 }

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
+use crate::wait::Wait;
 use crate::{ExitReason, SessionId};
 
 /// How many events a subscriber's queue holds before the oldest are dropped.
@@ -112,7 +113,8 @@ impl Subscription {
     }
 
     /// Waits up to `timeout` for an event that matches `wanted`, skipping the others:
-    /// a way for tests to wait for a state instead of sleeping.
+    /// a way for tests to wait for a state instead of sleeping. A timeout too large for
+    /// a deadline (such as `Duration::MAX`) waits without one.
     ///
     /// # Examples
     ///
@@ -136,9 +138,9 @@ impl Subscription {
         mut wanted: impl FnMut(&SessionEvent) -> bool,
         timeout: Duration,
     ) -> Option<SessionEvent> {
-        let deadline = Instant::now() + timeout;
+        let wait = Wait::at_most(timeout);
         loop {
-            let event = self.events.recv_deadline(deadline).ok()?;
+            let event = wait.recv(&self.events).ok()?;
             if wanted(&event) {
                 return Some(event);
             }

@@ -78,7 +78,7 @@ impl<M: Send + 'static> Shared<M> {
         // Answered by the session thread after init, or by its end guard once the
         // entry is gone.
         let reason = match answer_rx.recv() {
-            Ok(Ok(())) => return Ok(self.started(cell, &session)),
+            Ok(Ok(())) => return Ok(cell),
             Ok(Err(reason)) => reason,
             Err(_) => "the session thread ended before init finished".to_owned(),
         };
@@ -113,12 +113,6 @@ impl<M: Send + 'static> Shared<M> {
                 resume_unwind(payload)
             }
         }
-    }
-
-    fn started(&self, cell: Arc<SessionCell<M>>, session: &Session) -> Arc<SessionCell<M>> {
-        let (id, path) = (cell.id(), session.project_path().display());
-        log::info!("session {id} started: {:?} at {path}", session.name());
-        cell
     }
 }
 
@@ -247,14 +241,7 @@ impl<M> SessionThread<M> {
         let reason = match first_init(&mut body, &ctx) {
             Err(reason) => ExitReason::InitFailed { reason },
             Ok(()) => {
-                self.cell.mark_began();
-                let path = ctx.session().project_path().to_path_buf();
-                let id = *ctx.id();
-                self.shared
-                    .events
-                    .publish(SessionEvent::Started { id, path });
-                // The start waits on the other end.
-                let _ = self.answer.send(Ok(()));
+                began(&self.shared.events, &self.cell, &self.answer, ctx.session());
                 supervise(&mut body, &ctx, &policy, &self.shared.events)
             }
         };
@@ -266,6 +253,31 @@ impl<M> SessionThread<M> {
         drop_quietly(body);
         (reason, restarts)
     }
+}
+
+/// The first `init` went well: the session runs, and its start may return.
+fn began<M>(
+    events: &Subscribers,
+    cell: &SessionCell<M>,
+    answer: &Sender<StartAnswer>,
+    session: &Session,
+) {
+    cell.mark_began();
+    let (id, path) = (*session.id(), session.project_path());
+    let started = SessionEvent::Started {
+        id,
+        path: path.to_path_buf(),
+    };
+    events.publish(started);
+    quietly(|| {
+        log::info!(
+            "session {id} started: {:?} at {}",
+            session.name(),
+            path.display()
+        )
+    });
+    // The start waits on the other end.
+    let _ = answer.send(Ok(()));
 }
 
 thread_local! {

@@ -1,0 +1,518 @@
+//! The guarantees hold when user code misbehaves: panics in drops, in panic payloads and
+//! in error formatting, durations past the clock's range, full mailboxes, a session that
+//! waits on itself, thread-local destructors that linger. One test per way found to
+//! break them; each failed (or hung, or aborted) before the end guard existed.
+
+mod common;
+
+use std::cell::RefCell;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use common::{guard, recv_within, Projects, TIMEOUT};
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use session_supervisor::{
+    body_fn, Control, Error, ExitReason, InitError, ReplyTo, Restart, RestartPolicy, SessionBody,
+    SessionContext, SessionEvent, SessionSupervisor, Subscription,
+};
+
+/// The text of every panic these tests cause on purpose; kept off stderr.
+const EXPECTED: &str = "expected panic";
+
+/// What a wait bounded by a timeout may take beyond it on a loaded machine.
+const MARGIN: Duration = Duration::from_secs(2);
+
+fn quiet_expected_panics() {
+    static QUIET: Once = Once::new();
+    QUIET.call_once(|| {
+        let print = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let text = payload.downcast_ref::<&str>().copied();
+            let text = text.or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            let bomb = payload.downcast_ref::<Bomb>().is_some();
+            if !bomb && text != Some(EXPECTED) {
+                print(info);
+            }
+        }));
+    });
+}
+
+/// Panics when dropped, while armed.
+struct Bomb(bool);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 {
+            panic!("{EXPECTED}");
+        }
+    }
+}
+
+/// A `Display` that panics.
+#[derive(Debug)]
+struct BadDisplay;
+
+impl std::fmt::Display for BadDisplay {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("{EXPECTED}")
+    }
+}
+
+impl std::error::Error for BadDisplay {}
+
+/// A body whose `init` fails as `fail` says, and whose `run` idles.
+struct FailingInit(fn() -> Result<(), InitError>);
+
+impl SessionBody for FailingInit {
+    fn init(&mut self, _: &SessionContext) -> Result<(), InitError> {
+        (self.0)()
+    }
+
+    fn run(&mut self, ctx: &SessionContext) {
+        ctx.wait_for_shutdown();
+    }
+}
+
+/// The events of one session so far, waiting for each at most `TIMEOUT`.
+fn events_of(events: &Subscription, n: usize) -> Vec<SessionEvent> {
+    (0..n)
+        .map(|i| {
+            events
+                .recv_timeout(TIMEOUT)
+                .unwrap_or_else(|| panic!("event {i}"))
+        })
+        .collect()
+}
+
+fn is_exited(event: &SessionEvent, reason: &ExitReason) -> bool {
+    matches!(event, SessionEvent::Exited { reason: r, .. } if r == reason)
+}
+
+/// Stops a session and checks that nothing of it is left: entry, path, event.
+fn assert_stops_clean<M>(sup: &SessionSupervisor<M>, events: &Subscription, projects: &Projects) {
+    let id = sup.list_ids()[0];
+    let report = sup.stop_session(&id).expect("stopped");
+    assert_eq!(report.reason(), &ExitReason::Stopped);
+    assert_eq!(sup.count(), 0);
+    let seen = events_of(events, 2);
+    assert!(matches!(seen[0], SessionEvent::Started { .. }), "{seen:?}");
+    assert!(is_exited(&seen[1], &ExitReason::Stopped), "{seen:?}");
+    assert!(sup.lookup_by_path(projects.path(0)).is_err(), "path freed");
+}
+
+#[test]
+fn a_body_whose_drop_panics_still_ends_its_session_cleanly() {
+    guard(
+        "a_body_whose_drop_panics_still_ends_its_session_cleanly",
+        || {
+            quiet_expected_panics();
+            let projects = Projects::new(1);
+            let sup = SessionSupervisor::new();
+            let events = sup.subscribe();
+            let bomb = Bomb(true);
+            sup.start_session(projects.session(0), move |ctx| {
+                let _held = &bomb;
+                ctx.wait_for_shutdown();
+            })
+            .expect("start");
+            assert_stops_clean(&sup, &events, &projects);
+        },
+    );
+}
+
+#[test]
+fn queued_messages_whose_drop_panics_are_dropped_without_leaving_the_entry() {
+    guard(
+        "queued_messages_whose_drop_panics_are_dropped_without_leaving_the_entry",
+        || {
+            quiet_expected_panics();
+            let projects = Projects::new(1);
+            let sup = SessionSupervisor::builder().messages::<Bomb>().build();
+            let events = sup.subscribe();
+            let handle = sup
+                .start_session(projects.session(0), |ctx| ctx.wait_for_shutdown())
+                .expect("start");
+            for _ in 0..3 {
+                handle
+                    .send(Bomb(true))
+                    .map_err(|e| e.into_message().0 = false)
+                    .unwrap();
+            }
+            assert_stops_clean(&sup, &events, &projects);
+        },
+    );
+}
+
+/// A failed start leaves nothing: no entry, a free path, and no event at all (a start
+/// that failed never began, so it has no `Started` and no `Exited`).
+fn assert_start_fails_clean(init: fn() -> Result<(), InitError>, reason_has: &str) {
+    quiet_expected_panics();
+    let projects = Projects::new(1);
+    let sup = SessionSupervisor::new();
+    let events = sup.subscribe();
+    match sup.start_session_with(projects.session(0), FailingInit(init)) {
+        Err(Error::StartFailed { reason, .. }) => assert!(reason.contains(reason_has), "{reason}"),
+        other => panic!("expected StartFailed, got {other:?}"),
+    }
+    assert_eq!(sup.count(), 0);
+    assert!(
+        events.try_recv().is_none(),
+        "no event for a start that failed"
+    );
+    sup.start_session(projects.session(0), |_| {})
+        .expect("path free");
+}
+
+#[test]
+fn an_init_panic_whose_payload_panics_on_drop_fails_the_start_cleanly() {
+    guard(
+        "an_init_panic_whose_payload_panics_on_drop_fails_the_start_cleanly",
+        || {
+            let init = || std::panic::panic_any(Bomb(true));
+            assert_start_fails_clean(init, "init panicked: non-string panic payload");
+        },
+    );
+}
+
+#[test]
+fn an_init_error_whose_display_panics_fails_the_start_cleanly() {
+    guard(
+        "an_init_error_whose_display_panics_fails_the_start_cleanly",
+        || {
+            let init = || Err(Box::new(BadDisplay) as InitError);
+            assert_start_fails_clean(init, "formatting the error panicked");
+        },
+    );
+}
+
+#[test]
+fn an_init_error_fails_the_start_with_its_text_and_publishes_nothing() {
+    guard(
+        "an_init_error_fails_the_start_with_its_text_and_publishes_nothing",
+        || assert_start_fails_clean(|| Err("no config".into()), "no config"),
+    );
+}
+
+/// A backoff past the clock's range waits for the stop instead of overflowing.
+#[test]
+fn a_backoff_too_long_for_a_deadline_waits_for_the_stop() {
+    guard(
+        "a_backoff_too_long_for_a_deadline_waits_for_the_stop",
+        || {
+            for backoff in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+                let projects = Projects::new(1);
+                let sup = SessionSupervisor::new();
+                let events = sup.subscribe();
+                let (ran_tx, ran) = unbounded();
+                let policy = RestartPolicy::new(Restart::Permanent).backoff(backoff);
+                let body = body_fn(move |_| ran_tx.send(()).unwrap());
+                sup.start_session_with_policy(projects.session(0), body, policy)
+                    .expect("start");
+                recv_within(&ran, "the first run");
+                assert_stops_clean(&sup, &events, &projects);
+                assert!(ran.try_recv().is_err(), "no second run: {backoff:?}");
+            }
+        },
+    );
+}
+
+#[test]
+fn a_shutdown_timeout_of_duration_max_means_no_deadline() {
+    guard(
+        "a_shutdown_timeout_of_duration_max_means_no_deadline",
+        || {
+            let projects = Projects::new(3);
+            let sup = SessionSupervisor::builder()
+                .shutdown_timeout(Duration::MAX)
+                .build();
+            let events = sup.subscribe();
+            sup.start_session(projects.session(0), |ctx| ctx.wait_for_shutdown())
+                .expect("start");
+            assert_stops_clean(&sup, &events, &projects);
+            sup.start_session(projects.session(1), |ctx| ctx.wait_for_shutdown())
+                .expect("start");
+            assert!(sup.shutdown().is_complete());
+            let dropped = SessionSupervisor::builder()
+                .shutdown_timeout(Duration::MAX)
+                .build();
+            let handle = dropped
+                .start_session(projects.session(2), |ctx| ctx.wait_for_shutdown())
+                .expect("start");
+            drop(dropped);
+            assert!(!handle.is_running(), "drop joined the session");
+        },
+    );
+}
+
+enum Ask {
+    Echo(u32, ReplyTo<u32>),
+}
+
+#[test]
+fn waits_of_duration_max_mean_no_deadline() {
+    guard("waits_of_duration_max_mean_no_deadline", || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<Ask>().build();
+        let events = sup.subscribe();
+        let (stopped_tx, stopped) = unbounded();
+        let handle = sup
+            .start_session(projects.session(0), move |ctx| {
+                let Ok(Ask::Echo(n, reply)) = ctx.recv_timeout(Duration::MAX) else {
+                    return;
+                };
+                reply.send(n);
+                stopped_tx
+                    .send(ctx.wait_for_shutdown_timeout(Duration::MAX))
+                    .unwrap();
+            })
+            .expect("start");
+        let started = |e: &SessionEvent| matches!(e, SessionEvent::Started { .. });
+        assert!(events.wait_for(started, Duration::MAX).is_some());
+        assert_eq!(handle.call(|r| Ask::Echo(7, r), Duration::MAX).unwrap(), 7);
+        let stopper = std::thread::spawn({
+            let handle = handle.clone();
+            move || handle.wait_timeout(Duration::MAX)
+        });
+        sup.stop_session(handle.id()).expect("stop");
+        assert!(recv_within(&stopped, "the body saw its stop"));
+        let report = stopper.join().unwrap().expect("ended");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+        assert!(sup.wait_until_stopped(handle.id(), Duration::MAX));
+    });
+}
+
+thread_local! {
+    /// Set by a body: its destructor runs when the session thread exits.
+    static LINGER: RefCell<Option<Linger>> = const { RefCell::new(None) };
+}
+
+/// Blocks in its destructor until released.
+struct Linger(Receiver<()>);
+
+impl Drop for Linger {
+    fn drop(&mut self) {
+        let _ = self.0.recv();
+    }
+}
+
+/// A thread-local destructor that lingers is user code still running on the session
+/// thread: the stop gives up at its timeout, and the entry stays until it finished.
+#[test]
+fn a_lingering_thread_local_destructor_keeps_the_entry_and_the_stop_bounded() {
+    guard(
+        "a_lingering_thread_local_destructor_keeps_the_entry_and_the_stop_bounded",
+        || {
+            let timeout = Duration::from_millis(300);
+            let projects = Projects::new(1);
+            let sup = SessionSupervisor::builder()
+                .shutdown_timeout(timeout)
+                .build();
+            let events = sup.subscribe();
+            let (release, gate) = bounded::<()>(0);
+            let handle = sup
+                .start_session(projects.session(0), move |ctx| {
+                    LINGER.with(|slot| *slot.borrow_mut() = Some(Linger(gate.clone())));
+                    ctx.wait_for_shutdown();
+                })
+                .expect("start");
+            let asked = Instant::now();
+            let stop = sup.stop_session(handle.id());
+            assert!(
+                matches!(stop, Err(Error::ShutdownTimeout { .. })),
+                "{stop:?}"
+            );
+            assert!(asked.elapsed() < timeout + MARGIN, "{:?}", asked.elapsed());
+            assert!(sup.session_running(handle.id()));
+            let again = sup.start_session(projects.session(0), |_| {});
+            assert!(matches!(again, Err(Error::ProjectAlreadyOpen { .. })));
+            drop(release);
+            let report = handle.wait_timeout(TIMEOUT).expect("ended once released");
+            assert_eq!(report.reason(), &ExitReason::Stopped);
+            assert_eq!(sup.count(), 0);
+            let seen = events_of(&events, 2);
+            assert!(is_exited(&seen[1], &ExitReason::Stopped), "{seen:?}");
+        },
+    );
+}
+
+/// A body that selects on its control channel, as the docs show, after waiting for
+/// `gate`: while it waits, its bounded mailbox fills up.
+fn selecting_body(gate: Receiver<()>) -> impl FnMut(&SessionContext<u32>) + Send + 'static {
+    move |ctx| {
+        let _ = gate.recv();
+        loop {
+            select! {
+                recv(ctx.control()) -> item => match item {
+                    Ok(Control::Message(_)) => {}
+                    _ => return,
+                },
+            }
+        }
+    }
+}
+
+#[test]
+fn a_full_mailbox_does_not_lose_the_stop() {
+    guard("a_full_mailbox_does_not_lose_the_stop", || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<u32>()
+            .mailbox_capacity(2)
+            .shutdown_timeout(Duration::ZERO)
+            .build();
+        let (release, gate) = bounded(0);
+        let handle = sup
+            .start_session(projects.session(0), selecting_body(gate))
+            .expect("start");
+        handle.try_send(1).unwrap();
+        handle.try_send(2).unwrap();
+        let full = handle.try_send(3).unwrap_err();
+        assert!(matches!(full.error(), Error::MailboxFull { .. }));
+        // A zero timeout: the stop is requested and not waited for.
+        let stop = sup.stop_session(handle.id());
+        assert!(
+            matches!(stop, Err(Error::ShutdownTimeout { .. })),
+            "{stop:?}"
+        );
+        drop(release);
+        let report = handle.wait_timeout(TIMEOUT).expect("the body saw its stop");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+    });
+}
+
+#[test]
+fn a_sender_blocked_on_a_full_mailbox_is_released_by_the_stop() {
+    guard(
+        "a_sender_blocked_on_a_full_mailbox_is_released_by_the_stop",
+        || {
+            let projects = Projects::new(1);
+            let sup = SessionSupervisor::builder()
+                .messages::<u32>()
+                .mailbox_capacity(1)
+                .build();
+            let handle = sup
+                .start_session(projects.session(0), |ctx| ctx.wait_for_shutdown())
+                .expect("start");
+            handle.send(1).unwrap();
+            let blocked = std::thread::spawn({
+                let handle = handle.clone();
+                move || handle.send(2)
+            });
+            sup.stop_session(handle.id()).expect("stop");
+            let err = blocked.join().unwrap().unwrap_err();
+            assert!(matches!(err.error(), Error::SessionGone { .. }), "{err:?}");
+            assert_eq!(err.into_message(), 2);
+        },
+    );
+}
+
+enum Own {
+    /// Never answered: the call fails before it is sent.
+    Ping(#[allow(dead_code)] ReplyTo<()>),
+    Fill,
+}
+
+/// What a session sees when it waits on itself, each step reported on `to`.
+fn self_waits(
+    sup: Arc<SessionSupervisor<Own>>,
+    to: Sender<String>,
+) -> impl FnMut(&SessionContext<Own>) + Send + 'static {
+    move |ctx| {
+        let me = sup.find_session(ctx.id()).expect("registered");
+        let call = me.call(Own::Ping, Duration::MAX);
+        to.send(format!("call: {call:?}")).unwrap();
+        me.send(Own::Fill).map_err(|_| ()).expect("one slot free");
+        let full = me.send(Own::Fill).map(|_| ()).map_err(|e| e.into_parts().0);
+        to.send(format!("send: {full:?}")).unwrap();
+        let waited = me.wait_timeout(Duration::MAX).is_some();
+        let until = sup.wait_until_stopped(ctx.id(), Duration::MAX);
+        to.send(format!("waits: {waited} {until}")).unwrap();
+        ctx.wait_for_shutdown();
+    }
+}
+
+#[test]
+fn a_session_waiting_on_itself_fails_at_once() {
+    guard("a_session_waiting_on_itself_fails_at_once", || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<Own>()
+            .mailbox_capacity(1)
+            .build();
+        let sup = Arc::new(sup);
+        let (to, seen) = unbounded();
+        let handle = sup
+            .start_session(projects.session(0), self_waits(Arc::clone(&sup), to))
+            .expect("start");
+        let id = handle.id();
+        let call = recv_within(&seen, "the call");
+        assert_eq!(
+            call,
+            format!("call: Err(CallFromOwnThread {{ id: {id:?} }})")
+        );
+        let send = recv_within(&seen, "the send");
+        assert_eq!(send, format!("send: Err(MailboxFull {{ id: {id:?} }})"));
+        assert_eq!(recv_within(&seen, "the waits"), "waits: false false");
+        sup.stop_session(id).expect("stop");
+    });
+}
+
+#[test]
+fn a_policy_with_restarts_in_a_zero_window_is_refused() {
+    guard("a_policy_with_restarts_in_a_zero_window_is_refused", || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let bad = RestartPolicy::default().intensity(3, Duration::ZERO);
+        let session = projects.session(0);
+        let id = *session.id();
+        let refused = sup.start_session_with_policy(session, body_fn(|_| {}), bad);
+        match refused {
+            Err(Error::InvalidPolicy { id: refused, .. }) => assert_eq!(refused, id),
+            other => panic!("expected InvalidPolicy, got {other:?}"),
+        }
+        assert_eq!(sup.count(), 0);
+        let never = RestartPolicy::default().intensity(0, Duration::ZERO);
+        let body = body_fn(|ctx| ctx.wait_for_shutdown());
+        sup.start_session_with_policy(projects.session(0), body, never)
+            .expect("no restarts in no window is fine");
+    });
+}
+
+/// The next owner of a path can only be admitted once the last one's `Exited` was
+/// published: a subscriber sees every path's sessions start and end in turn. A starter
+/// retries as fast as it can to land in the moment between the two.
+#[test]
+fn no_subscriber_sees_a_paths_next_session_start_before_the_last_one_ended() {
+    guard(
+        "no_subscriber_sees_a_paths_next_session_start_before_the_last_one_ended",
+        || {
+            const ROUNDS: usize = 200;
+            let projects = Projects::new(1);
+            let sup = SessionSupervisor::new();
+            let events = sup.subscribe();
+            let mut started = 0;
+            // Bounded: each session ends by itself, so a retry waits on its end only.
+            for _ in 0..ROUNDS * 1000 {
+                match sup.start_session(projects.session(0), |_| {}) {
+                    Ok(_) => started += 1,
+                    Err(Error::ProjectAlreadyOpen { .. }) => continue,
+                    Err(other) => panic!("{other:?}"),
+                }
+                if started == ROUNDS {
+                    break;
+                }
+            }
+            let mut running = None;
+            for _ in 0..2 * started {
+                match events.recv_timeout(TIMEOUT).expect("every event") {
+                    SessionEvent::Started { id, .. } => {
+                        assert_eq!(running.replace(id), None, "started before the last ended");
+                    }
+                    SessionEvent::Exited { id, .. } => assert_eq!(running.take(), Some(id)),
+                    other => panic!("{other:?}"),
+                }
+            }
+        },
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -86,11 +86,14 @@ impl SessionEvent {
 pub struct Subscription {
     events: Receiver<SessionEvent>,
     state: Arc<SubscriberState>,
+    /// The list to leave on drop. Weak, so that the subscription keeps no sender of its
+    /// own queue alive and `recv` ends once the supervisor is gone.
+    list: Weak<List>,
 }
 
 #[derive(Debug)]
 struct SubscriberState {
-    /// Cleared when the subscription drops; the publisher then forgets it.
+    /// Cleared when the subscription drops.
     alive: AtomicBool,
     dropped: AtomicU64,
 }
@@ -161,15 +164,35 @@ impl Subscription {
 }
 
 impl Drop for Subscription {
+    /// Leaves the list at once, so that a subscription nobody publishes to does not
+    /// keep its queue allocated.
     fn drop(&mut self) {
         self.state.alive.store(false, Ordering::Release);
+        let Some(list) = self.list.upgrade() else {
+            return;
+        };
+        let subscriber = leave(&list, &self.state);
+        // Dropped only now, so that the list stays locked no longer than needed.
+        drop(subscriber);
     }
 }
+
+/// Takes the subscriber with `state` out of `list`.
+fn leave(list: &List, state: &Arc<SubscriberState>) -> Option<Subscriber> {
+    let mut list = list.lock();
+    let at = list.iter().position(|s| Arc::ptr_eq(&s.state, state))?;
+    Some(list.swap_remove(at))
+}
+
+/// Every live subscription's queue. The lock is never held while taking another lock
+/// of this crate; the channels' own locks, taken to deliver, are never held while
+/// taking this one.
+type List = Mutex<Vec<Subscriber>>;
 
 /// The publishing side: every live subscription's queue.
 #[derive(Debug, Default)]
 pub(crate) struct Subscribers {
-    list: Mutex<Vec<Subscriber>>,
+    list: Arc<List>,
 }
 
 #[derive(Debug)]
@@ -192,31 +215,33 @@ impl Subscribers {
             evict: receiver.clone(),
             state: Arc::clone(&state),
         };
-        self.list.lock().push(subscriber);
+        {
+            let mut list = self.list.lock();
+            // A dropped subscription leaves by itself; this only keeps the list clean
+            // should one ever miss it.
+            list.retain(Subscriber::is_alive);
+            list.push(subscriber);
+        }
         Subscription {
             events: receiver,
             state,
+            list: Arc::downgrade(&self.list),
         }
     }
 
-    /// Delivers to every live subscriber, dropping dropped ones. Never blocks: the
-    /// queues are bounded and full ones lose their oldest event.
+    /// Delivers to every live subscriber. Never blocks: the queues are bounded and full
+    /// ones lose their oldest event.
     pub(crate) fn publish(&self, event: SessionEvent) {
-        let mut list = self.list.lock();
-        list.retain(|s| s.state.alive.load(Ordering::Acquire));
-        for subscriber in list.iter() {
-            subscriber.deliver(event.clone());
-        }
+        self.publish_with(event, || {});
     }
 
     /// Runs `before`, then delivers `event`, with no other publish in between: what
     /// `before` changes is seen by anyone who reacts to the event, and no event
     /// published because of that change can overtake this one.
     pub(crate) fn publish_with(&self, event: SessionEvent, before: impl FnOnce()) {
-        let mut list = self.list.lock();
+        let list = self.list.lock();
         before();
-        list.retain(|s| s.state.alive.load(Ordering::Acquire));
-        for subscriber in list.iter() {
+        for subscriber in list.iter().filter(|s| s.is_alive()) {
             subscriber.deliver(event.clone());
         }
     }
@@ -228,6 +253,10 @@ impl Subscribers {
 }
 
 impl Subscriber {
+    fn is_alive(&self) -> bool {
+        self.state.alive.load(Ordering::Acquire)
+    }
+
     fn deliver(&self, mut event: SessionEvent) {
         loop {
             match self.events.try_send(event) {
@@ -246,6 +275,9 @@ impl Subscriber {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Barrier;
+    use std::thread;
+
     use super::*;
 
     fn exited(n: u32) -> SessionEvent {
@@ -273,12 +305,64 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_subscription_is_pruned() {
+    fn dropping_one_of_two_subscriptions_leaves_the_other_receiving() {
         let subscribers = Subscribers::default();
+        let first = subscribers.subscribe();
         let kept = subscribers.subscribe();
-        drop(subscribers.subscribe());
-        subscribers.publish(exited(0));
+        drop(first);
         assert_eq!(subscribers.len(), 1);
+        subscribers.publish(exited(0));
         assert!(kept.try_recv().is_some());
+    }
+
+    #[test]
+    fn dropped_subscriptions_leave_the_list_without_a_publish() {
+        let subscribers = Subscribers::default();
+        for _ in 0..4000 {
+            drop(subscribers.subscribe());
+        }
+        assert_eq!(subscribers.len(), 0);
+    }
+
+    #[test]
+    fn recv_ends_once_the_subscribers_are_gone() {
+        let subscribers = Subscribers::default();
+        let subscription = subscribers.subscribe();
+        subscribers.publish(exited(0));
+        drop(subscribers);
+        assert!(subscription.recv().is_some());
+        let next = subscription.receiver().try_recv();
+        assert_eq!(next, Err(crossbeam_channel::TryRecvError::Disconnected));
+        assert_eq!(subscription.recv(), None);
+    }
+
+    #[test]
+    fn a_subscription_dropped_during_a_publish_does_not_deadlock() {
+        let subscribers = Arc::new(Subscribers::default());
+        let subscriptions: Vec<_> = (0..100).map(|_| subscribers.subscribe()).collect();
+        let start = Arc::new(Barrier::new(2));
+        let (done, finished) = crossbeam_channel::bounded(2);
+        let publisher = {
+            let (subscribers, start, done) = (subscribers.clone(), start.clone(), done.clone());
+            move || {
+                start.wait();
+                while subscribers.len() > 0 {
+                    subscribers.publish(exited(0));
+                }
+                done.send(()).unwrap();
+            }
+        };
+        let dropper = move || {
+            start.wait();
+            subscriptions.into_iter().for_each(drop);
+            done.send(()).unwrap();
+        };
+        // Not scoped: a deadlocked thread must not keep the test from failing.
+        thread::spawn(publisher);
+        thread::spawn(dropper);
+        for _ in 0..2 {
+            let ended = finished.recv_timeout(Duration::from_secs(30));
+            assert!(ended.is_ok(), "publish and drop deadlocked");
+        }
     }
 }

@@ -55,7 +55,10 @@ impl Fault {
     fn fails_init(self) -> bool {
         matches!(
             self,
-            Fault::InitPanics | Fault::InitPanicsWithABomb | Fault::InitFails | Fault::InitFailsUnprintably
+            Fault::InitPanics
+                | Fault::InitPanicsWithABomb
+                | Fault::InitFails
+                | Fault::InitFailsUnprintably
         )
     }
 }
@@ -70,12 +73,27 @@ enum Letter {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Start { path: usize, fault: Fault, restart: Restart, endless_backoff: bool },
-    Send { path: usize, letter: Letter },
-    Call { path: usize, zero_timeout: bool },
-    Stop { path: usize },
+    Start {
+        path: usize,
+        fault: Fault,
+        restart: Restart,
+        endless_backoff: bool,
+    },
+    Send {
+        path: usize,
+        letter: Letter,
+    },
+    Call {
+        path: usize,
+        zero_timeout: bool,
+    },
+    Stop {
+        path: usize,
+    },
     /// A stop from another thread while the body is told to panic.
-    StopDuringCrash { path: usize },
+    StopDuringCrash {
+        path: usize,
+    },
 }
 
 /// Panics when dropped, while armed.
@@ -217,9 +235,12 @@ impl Harness {
 
     fn step(&mut self, op: &Op) -> TestCaseResult {
         match *op {
-            Op::Start { path, fault, restart, endless_backoff } => {
-                self.start(path, fault, restart, endless_backoff)
-            }
+            Op::Start {
+                path,
+                fault,
+                restart,
+                endless_backoff,
+            } => self.start(path, fault, restart, endless_backoff),
             Op::Send { path, letter } => {
                 if let Some(handle) = self.handle(path) {
                     send(handle, letter)?;
@@ -232,24 +253,48 @@ impl Harness {
         }
     }
 
-    fn start(&mut self, path: usize, fault: Fault, restart: Restart, endless: bool) -> TestCaseResult {
+    fn start(
+        &mut self,
+        path: usize,
+        fault: Fault,
+        restart: Restart,
+        endless: bool,
+    ) -> TestCaseResult {
         let session = self.projects.session(path);
         let id = *session.id();
         let (on_exit, exited) = unbounded();
-        let body = Faulty { fault, armed: false, on_exit };
-        let backoff = if endless { Duration::MAX } else { Duration::ZERO };
+        let body = Faulty {
+            fault,
+            armed: false,
+            on_exit,
+        };
+        let backoff = if endless {
+            Duration::MAX
+        } else {
+            Duration::ZERO
+        };
         let policy = RestartPolicy::new(restart).backoff(backoff);
         match self.sup.start_session_with_policy(session, body, policy) {
             Ok(handle) => {
                 prop_assert!(!fault.fails_init(), "{fault:?} started");
-                let tracked = Tracked { handle, exited, user_code_over: false };
+                let tracked = Tracked {
+                    handle,
+                    exited,
+                    user_code_over: false,
+                };
                 self.started.insert(id, tracked);
                 self.newest[path] = Some(id);
             }
             Err(Error::StartFailed { .. }) => {
                 prop_assert!(fault.fails_init(), "{fault:?} failed to start");
-                prop_assert!(!self.sup.session_running(&id), "a failed start left its entry");
-                prop_assert!(exited.try_recv().is_ok(), "a failed start's user code still runs");
+                prop_assert!(
+                    !self.sup.session_running(&id),
+                    "a failed start left its entry"
+                );
+                prop_assert!(
+                    exited.try_recv().is_ok(),
+                    "a failed start's user code still runs"
+                );
                 self.failed.push(id);
             }
             Err(Error::ProjectAlreadyOpen { id: owner, .. }) => {
@@ -261,9 +306,15 @@ impl Harness {
     }
 
     fn call(&self, path: usize, zero_timeout: bool) -> TestCaseResult {
-        let Some(handle) = self.handle(path) else { return Ok(()) };
+        let Some(handle) = self.handle(path) else {
+            return Ok(());
+        };
         // Short: a body in a backoff of `Duration::MAX` answers nothing until stopped.
-        let timeout = if zero_timeout { Duration::ZERO } else { Duration::from_millis(20) };
+        let timeout = if zero_timeout {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(20)
+        };
         match handle.call(Msg::Ping, timeout) {
             Ok(()) | Err(Error::NoReply { .. } | Error::SessionGone { .. }) => {}
             Err(Error::CallTimeout { .. }) => {}
@@ -273,7 +324,9 @@ impl Harness {
     }
 
     fn stop(&mut self, path: usize) -> TestCaseResult {
-        let Some(id) = self.newest[path] else { return Ok(()) };
+        let Some(id) = self.newest[path] else {
+            return Ok(());
+        };
         match self.sup.stop_session(&id) {
             Ok(report) => {
                 prop_assert_eq!(report.id(), &id);
@@ -291,7 +344,9 @@ impl Harness {
     }
 
     fn stop_during_crash(&mut self, path: usize) -> TestCaseResult {
-        let Some(handle) = self.handle(path).cloned() else { return Ok(()) };
+        let Some(handle) = self.handle(path).cloned() else {
+            return Ok(());
+        };
         let crash = std::thread::spawn(move || {
             let _ = handle.try_send(Msg::Panic);
         });
@@ -307,7 +362,10 @@ impl Harness {
             let registered = self.sup.session_running(id);
             prop_assert!(!(finished && registered), "{id}: finished but registered");
             if !registered {
-                prop_assert!(tracked.note_exit(), "{id}: unregistered while user code runs");
+                prop_assert!(
+                    tracked.note_exit(),
+                    "{id}: unregistered while user code runs"
+                );
             }
         }
         prop_assert!(self.sup.count() <= PATHS);
@@ -457,7 +515,10 @@ fn faults_leave_no_entry_no_thread_and_no_event_out_of_place() {
         }
         if let (Some(before), Some(after)) = (before, thread_count()) {
             // A few threads may still be leaving the kernel's list just after their join.
-            assert!(after <= before + 4, "threads: {before} before, {after} after");
+            assert!(
+                after <= before + 4,
+                "threads: {before} before, {after} after"
+            );
         }
     });
 }

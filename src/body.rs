@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError as ChannelTimeout};
 
+use crate::boundary::drop_quietly;
 use crate::mailbox::{Inbox, StopSignal};
 use crate::message::{RecvTimeoutError, TryRecvError};
 use crate::wait::Wait;
@@ -266,6 +267,15 @@ impl<M> SessionContext<M> {
             Ok(Control::Message(message)) if !self.shutdown_requested() => Ok(message),
             Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
             _ => Err(TryRecvError::Shutdown),
+        }
+    }
+
+    /// Drops every queued message, each inside a panic boundary (a message's `Drop` is
+    /// user code). Called once the mailbox is closed, so the session thread, not the
+    /// last sender, drops what is left.
+    pub(crate) fn discard_messages(&self) {
+        for item in self.inbox.control.try_iter() {
+            drop_quietly(item);
         }
     }
 

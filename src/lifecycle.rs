@@ -249,6 +249,7 @@ impl<M> SessionThread<M> {
         // The mailbox goes first: later sends fail and hand their message back, and
         // queued calls learn at once that no reply will come.
         self.cell.close_mailbox();
+        ctx.discard_messages();
         drop_quietly(ctx);
         drop_quietly(body);
         (reason, restarts)

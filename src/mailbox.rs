@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
 
+use crate::boundary::drop_quietly;
 use crate::wait::Wait;
 
 /// What a session's control channel carries: its messages, and the stop signal.
@@ -88,6 +89,10 @@ pub(crate) struct Postbox<M> {
     /// Taken when the session stops or ends. A bounded channel keeps queued messages
     /// until its last sender is gone, so the cell (kept alive by handles) must let go.
     letters: OwnLine<RwLock<Option<Sender<Control<M>>>>>,
+    /// Disconnected when the letters are taken: wakes senders blocked on a full
+    /// mailbox, so that none keeps it open once the session stops or ends.
+    closing: Mutex<Option<Sender<Infallible>>>,
+    closed: Receiver<Infallible>,
     stop: Arc<StopSignal>,
 }
 
@@ -111,8 +116,11 @@ pub(crate) fn mailbox<M>(capacity: Option<usize>) -> (Postbox<M>, Inbox<M>) {
         None => crossbeam_channel::unbounded(),
     };
     let stop = Arc::new(StopSignal::new());
+    let (closing, closed) = crossbeam_channel::bounded(0);
     let postbox = Postbox {
         letters: OwnLine(RwLock::new(Some(sender))),
+        closing: Mutex::new(Some(closing)),
+        closed,
         stop: Arc::clone(&stop),
     };
     (postbox, Inbox { control, stop })
@@ -133,13 +141,16 @@ impl<M> Postbox<M> {
             Err(TrySendError::Full(letter)) => {
                 let letters = letters.clone();
                 drop(guard);
-                self.wait_for_room(&letters, unwrap(letter), wait())
+                let posted = self.wait_for_room(&letters, unwrap(letter), wait());
+                // The last sender to go drops the messages still queued, user code.
+                drop_quietly(letters);
+                posted
             }
         }
     }
 
-    /// Waits for room, or for the stop: a stop closes the mailbox, and a sender blocked
-    /// on a full one must not keep it open.
+    /// Waits for room, or for the mailbox to close (at the stop or the end): a sender
+    /// blocked on a full mailbox must not keep it open.
     fn wait_for_room(
         &self,
         letters: &Sender<Control<M>>,
@@ -148,7 +159,7 @@ impl<M> Postbox<M> {
     ) -> Result<(), (Refused, M)> {
         let mut select = Select::new();
         let send = select.send(letters);
-        let stop = select.recv(&self.stop.woken);
+        let closed = select.recv(&self.closed);
         let ready = match wait {
             Wait::No => return Err((Refused::Full, message)),
             Wait::Forever => select.select(),
@@ -162,8 +173,8 @@ impl<M> Postbox<M> {
                 .send(letters, Control::Message(message))
                 .map_err(|err| (Refused::Closed, unwrap(err.0)));
         }
-        debug_assert_eq!(ready.index(), stop);
-        let Err(_) = ready.recv(&self.stop.woken);
+        debug_assert_eq!(ready.index(), closed);
+        let Err(_) = ready.recv(&self.closed);
         Err((Refused::Closed, message))
     }
 
@@ -184,7 +195,9 @@ impl<M> Postbox<M> {
     }
 
     fn take_letters(&self) -> Option<Sender<Control<M>>> {
-        self.letters.0.write().take()
+        let letters = self.letters.0.write().take();
+        drop(self.closing.lock().take());
+        letters
     }
 
     /// Whether a stop was requested.
@@ -240,6 +253,22 @@ mod tests {
         assert_eq!(blocked.join().unwrap(), Err((Refused::Closed, 2)));
         assert_eq!(inbox.control.recv(), Ok(Control::Message(1)));
         assert!(inbox.control.recv().is_err(), "no sender keeps it open");
+    }
+
+    #[test]
+    fn a_sender_blocked_on_a_full_mailbox_is_released_by_the_end() {
+        let (postbox, inbox) = mailbox::<u32>(Some(1));
+        let postbox = Arc::new(postbox);
+        postbox.post(1, || Wait::No).unwrap();
+        let blocked = {
+            let postbox = Arc::clone(&postbox);
+            std::thread::spawn(move || postbox.post(2, || Wait::Forever))
+        };
+        postbox.close();
+        assert_eq!(blocked.join().unwrap(), Err((Refused::Closed, 2)));
+        assert!(!postbox.stop_requested(), "an end is not a stop");
+        assert_eq!(inbox.control.recv(), Ok(Control::Message(1)));
+        assert!(inbox.control.recv().is_err());
     }
 
     #[test]

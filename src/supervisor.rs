@@ -319,8 +319,11 @@ impl<M> SessionSupervisor<M> {
     /// whether that is so. Returns `true` at once for an unknown id.
     ///
     /// Woken by the session's end, no polling: a way for tests to wait for a state.
-    /// The session's `Exited` event may be published a moment after this returns; to
-    /// wait for the event itself, use [`Subscription::wait_for`].
+    /// When it waited, the session's `Exited` event was published before this returns;
+    /// for an id already unregistered it returns at once, and the event may still be on
+    /// its way. To wait for the event itself, use [`Subscription::wait_for`]. On the
+    /// session's own thread it returns `false` at once: a thread cannot wait for its
+    /// own end.
     ///
     /// # Examples
     ///

@@ -375,8 +375,11 @@ impl Harness {
     /// After the case: everything ends, and each session's events came in order.
     fn finish(mut self) -> TestCaseResult {
         let report = self.sup.shutdown();
-        for id in report.timed_out() {
-            let ended = self.started[id].handle.wait_timeout(TIMEOUT);
+        prop_assert!(report.is_complete() || self.sup.shutdown_timeout() < TIMEOUT);
+        // Also those that ended by themselves: a handle's wait returns once the end
+        // guard ran, the `Exited` event published.
+        for (id, tracked) in &self.started {
+            let ended = tracked.handle.wait_timeout(TIMEOUT);
             prop_assert!(ended.is_some(), "{id} never ended");
         }
         prop_assert_eq!(self.sup.count(), 0);

@@ -39,19 +39,26 @@
 //!
 //! 1. [`Session::new`] validates: the path is made canonical and must be an existing
 //!    UTF-8 directory; the name (the directory's name unless given) is trimmed and must
-//!    be 1 to 50 characters without control characters.
+//!    be 1 to 50 characters without control characters and without invisible or
+//!    layout-changing ones (Unicode format characters, line and paragraph separators).
 //! 2. [`SessionSupervisor::start_session`] registers the session (the limit, then the
 //!    id, then the path are checked and the entry inserted under one write lock), then
 //!    spawns its thread. The thread runs [`SessionBody::init`]; `start_session` returns
 //!    once `init` finished. If the spawn or `init` fails, the entry is removed before
-//!    the error is returned: nothing is left half-registered.
+//!    the error is returned: nothing is left half-registered, and no event published.
 //! 3. The body runs. When it returns or panics, its [`RestartPolicy`] decides whether
 //!    it runs again on the same thread, with the same id and entry.
-//! 4. The session ends: its thread unregisters it, records an [`ExitReport`], and wakes
-//!    whoever waits for it. [`SessionSupervisor::stop_session`] asks for that end and
-//!    waits for it (bounded by the shutdown timeout); a body that returns by itself
-//!    gets there too. Dropping the supervisor, or [`SessionSupervisor::shutdown`],
-//!    stops all sessions at once.
+//! 4. The session ends: once the body, its `Drop`, the `Drop` of queued messages and
+//!    the destructors of the thread-locals it set have finished (returned or panicked),
+//!    an end guard on its thread unregisters it, records an [`ExitReport`], publishes
+//!    `Exited` and wakes whoever waits for it. [`SessionSupervisor::stop_session`] asks
+//!    for that end and waits for it (bounded by the shutdown timeout); a body that
+//!    returns by itself gets there too. Dropping the supervisor, or
+//!    [`SessionSupervisor::shutdown`], stops all sessions at once.
+//!
+//! Every timeout of the crate (the shutdown timeout, a call's, a wait's, a backoff)
+//! may be `Duration::MAX`, or anything too large for a deadline: it then means "no
+//! deadline".
 //!
 //! # Limits and duplicates
 //!
@@ -91,7 +98,7 @@
 //! A supervisor carries one message type for all its sessions, chosen on the builder.
 //! A session's messages and its stop signal come through one channel, its mailbox, so a
 //! body blocks on a single receive; a stop takes priority over queued messages and never
-//! waits for room in a full mailbox.
+//! waits for room in a full mailbox (it closes the mailbox, and closing needs no room).
 //!
 //! ```
 //! use std::time::Duration;
@@ -126,9 +133,11 @@
 //! # Lifecycle events
 //!
 //! [`SessionSupervisor::subscribe`] gives a [`Subscription`] to every `Started`,
-//! `Restarted` and `Exited` event from then on, each session's in order. A subscriber
-//! that does not read never slows the sessions: its queue is bounded and drops the
-//! oldest events, counting them.
+//! `Restarted` and `Exited` event from then on, each session's in order: a session that
+//! started gets exactly one `Started` first and one `Exited` last, and a start that
+//! failed gets none. A directory's next session starts only after the last one's
+//! `Exited` was published. A subscriber that does not read never slows the sessions: its
+//! queue is bounded and drops the oldest events, counting them.
 //!
 //! ```
 //! use std::time::Duration;
@@ -167,15 +176,23 @@
 //! and joins it; the thread removes its own entry. So a body may call back into its
 //! supervisor (look up, start or stop other sessions) without deadlock.
 //!
-//! Calling [`SessionSupervisor::stop_session`] from a session's own body cannot wait for
-//! that thread: it requests the stop and returns [`Error::StopFromOwnThread`]. Dropping
-//! the last owner of a supervisor on one of its session threads stops the others and
-//! leaves that thread to finish on its own.
+//! The list of subscribers has a mutex of its own. A session's end removes its entry
+//! while holding it, so that its `Exited` event is delivered before any event of the
+//! next session to take its directory; the order is always the subscriber list, then
+//! the registry, and neither is held across user code or a blocking send.
+//!
+//! A session cannot wait for itself. On its own thread,
+//! [`SessionSupervisor::stop_session`] requests the stop and returns
+//! [`Error::StopFromOwnThread`]; a call to itself fails with [`Error::CallFromOwnThread`];
+//! a send into its own full mailbox fails with [`Error::MailboxFull`]; waits for its own
+//! end return at once. Dropping the last owner of a supervisor on one of its session
+//! threads stops the others and leaves that thread to finish on its own.
 //!
 //! # Errors
 //!
 //! Every fallible call returns [`Error`], one `#[non_exhaustive]` enum whose variants
 //! carry the id, path or name concerned. A failed call changes nothing.
+//!
 //! # Feature flags
 //!
 //! - `serde`: `Serialize` and `Deserialize` for [`SessionId`] and [`Session`], to save

@@ -25,7 +25,7 @@ pub type InitError = Box<dyn StdError + Send + Sync>;
 /// [`Error::StartFailed`](crate::Error::StartFailed) if it returns an error or panics.
 /// Then `run` runs until it returns; a body that returns ends its session (unless its
 /// [`RestartPolicy`](crate::RestartPolicy) runs it again). A long-running body should
-/// block on [`SessionContext::recv`], [`SessionContext::wait_for_shutdown`] or a select
+/// block on [`SessionContext::recv`], [`SessionContext::wait_for_stop`] or a select
 /// on [`SessionContext::control`], and return once a stop is requested.
 ///
 /// A restart runs `init` and `run` again on the same value, which keeps whatever state
@@ -50,7 +50,7 @@ pub type InitError = Box<dyn StdError + Send + Sync>;
 ///     }
 ///
 ///     fn run(&mut self, ctx: &SessionContext) {
-///         ctx.wait_for_shutdown();
+///         ctx.wait_for_stop();
 ///     }
 /// }
 ///
@@ -96,7 +96,7 @@ where
 ///
 /// let sup = SessionSupervisor::new();
 /// let session = Session::new(std::env::temp_dir())?;
-/// let body = body_fn(|ctx| ctx.wait_for_shutdown());
+/// let body = body_fn(|ctx| ctx.wait_for_stop());
 /// let handle = sup.start_session_with_policy(session, body, RestartPolicy::default())?;
 /// sup.stop_session(handle.id())?;
 /// # Ok::<(), session_supervisor::Error>(())
@@ -117,7 +117,7 @@ where
 pub struct SessionContext<M = ()> {
     session: Session,
     /// The messages and the stop signal; the stop can be waited for apart from the
-    /// messages, so `wait_for_shutdown` leaves them alone.
+    /// messages, so `wait_for_stop` leaves them alone.
     inbox: Inbox<M>,
     restarts: Cell<u32>,
 }
@@ -127,7 +127,7 @@ impl<M> fmt::Debug for SessionContext<M> {
         f.debug_struct("SessionContext")
             .field("session", &self.session)
             .field("restarts", &self.restarts.get())
-            .field("shutdown_requested", &self.shutdown_requested())
+            .field("stop_requested", &self.stop_requested())
             .finish_non_exhaustive()
     }
 }
@@ -165,7 +165,7 @@ impl<M> SessionContext<M> {
 
     /// Whether a stop was requested. Once `true`, it stays `true`.
     #[must_use]
-    pub fn shutdown_requested(&self) -> bool {
+    pub fn stop_requested(&self) -> bool {
         self.stop().is_raised()
     }
 
@@ -175,7 +175,7 @@ impl<M> SessionContext<M> {
 
     /// Blocks until a stop is requested (woken by the stop, no polling). Messages stay
     /// in the mailbox.
-    pub fn wait_for_shutdown(&self) {
+    pub fn wait_for_stop(&self) {
         self.stop().wait(Wait::Forever);
     }
 
@@ -191,14 +191,14 @@ impl<M> SessionContext<M> {
     ///
     /// let sup = SessionSupervisor::new();
     /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
-    ///     while !ctx.wait_for_shutdown_timeout(Duration::from_millis(10)) {
+    ///     while !ctx.wait_for_stop_timeout(Duration::from_millis(10)) {
     ///         // periodic work
     ///     }
     /// })?;
     /// sup.stop_session(handle.id())?;
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
-    pub fn wait_for_shutdown_timeout(&self, timeout: Duration) -> bool {
+    pub fn wait_for_stop_timeout(&self, timeout: Duration) -> bool {
         self.stop().wait(Wait::at_most(timeout))
     }
 
@@ -227,11 +227,11 @@ impl<M> SessionContext<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn recv(&self) -> Option<M> {
-        if self.shutdown_requested() {
+        if self.stop_requested() {
             return None;
         }
         match self.inbox.control.recv() {
-            Ok(Control::Message(message)) if !self.shutdown_requested() => Some(message),
+            Ok(Control::Message(message)) if !self.stop_requested() => Some(message),
             _ => None,
         }
     }
@@ -240,16 +240,16 @@ impl<M> SessionContext<M> {
     ///
     /// # Errors
     ///
-    /// [`RecvTimeoutError::Shutdown`] once a stop is requested (it takes priority over
+    /// [`RecvTimeoutError::Stopped`] once a stop is requested (it takes priority over
     /// queued messages); [`RecvTimeoutError::Timeout`] if no message came in time.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<M, RecvTimeoutError> {
-        if self.shutdown_requested() {
-            return Err(RecvTimeoutError::Shutdown);
+        if self.stop_requested() {
+            return Err(RecvTimeoutError::Stopped);
         }
         match self.inbox.control.recv_timeout(timeout) {
-            Ok(Control::Message(message)) if !self.shutdown_requested() => Ok(message),
+            Ok(Control::Message(message)) if !self.stop_requested() => Ok(message),
             Err(ChannelTimeout::Timeout) => Err(RecvTimeoutError::Timeout),
-            _ => Err(RecvTimeoutError::Shutdown),
+            _ => Err(RecvTimeoutError::Stopped),
         }
     }
 
@@ -257,16 +257,16 @@ impl<M> SessionContext<M> {
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Shutdown`] once a stop is requested; [`TryRecvError::Empty`] if no
+    /// [`TryRecvError::Stopped`] once a stop is requested; [`TryRecvError::Empty`] if no
     /// message is waiting.
     pub fn try_recv(&self) -> Result<M, TryRecvError> {
-        if self.shutdown_requested() {
-            return Err(TryRecvError::Shutdown);
+        if self.stop_requested() {
+            return Err(TryRecvError::Stopped);
         }
         match self.inbox.control.try_recv() {
-            Ok(Control::Message(message)) if !self.shutdown_requested() => Ok(message),
+            Ok(Control::Message(message)) if !self.stop_requested() => Ok(message),
             Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
-            _ => Err(TryRecvError::Shutdown),
+            _ => Err(TryRecvError::Stopped),
         }
     }
 
@@ -283,9 +283,9 @@ impl<M> SessionContext<M> {
     /// wait on their own channels too.
     ///
     /// Each item is a [`Control`]. A stop comes after the messages queued before it;
-    /// check [`shutdown_requested`](Self::shutdown_requested) after each message if the
+    /// check [`stop_requested`](Self::stop_requested) after each message if the
     /// stop should win, as [`recv`](Self::recv) does. A stop also closes the channel, so
-    /// a receive error means the same as `Shutdown` (it is what a body sees if its
+    /// a receive error means the same as `Stop` (it is what a body sees if its
     /// mailbox was full when the stop came).
     ///
     /// # Examples
@@ -301,7 +301,7 @@ impl<M> SessionContext<M> {
     ///     select! {
     ///         recv(ctx.control()) -> item => match item {
     ///             Ok(Control::Message(text)) => log_tx.send(text).unwrap(),
-    ///             _ => return, // Shutdown, or the channel closed by the stop
+    ///             _ => return, // Stop, or the channel closed by the stop
     ///         },
     ///         recv(jobs_rx) -> job => log_tx.send(format!("job {}", job.unwrap())).unwrap(),
     ///     }

@@ -7,10 +7,10 @@ use std::time::Duration;
 use crate::registry::DEFAULT_MAX_SESSIONS;
 use crate::{RestartPolicy, SessionSupervisor};
 
-/// The shutdown timeout of a default supervisor.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The stop timeout of a default supervisor.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Settings for a [`SessionSupervisor`]: session limit, shutdown timeout, thread stack
+/// Settings for a [`SessionSupervisor`]: session limit, stop timeout, thread stack
 /// size and default restart policy.
 ///
 /// This struct is created by [`SessionSupervisor::builder`].
@@ -23,17 +23,17 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// let sup = SessionSupervisor::builder()
 ///     .max_sessions(100)
-///     .shutdown_timeout(Duration::from_secs(1))
+///     .stop_timeout(Duration::from_secs(1))
 ///     .stack_size(256 * 1024)
 ///     .restart_policy(RestartPolicy::new(Restart::Permanent))
 ///     .build();
 /// assert_eq!(sup.max_sessions(), 100);
-/// assert_eq!(sup.shutdown_timeout(), Duration::from_secs(1));
+/// assert_eq!(sup.stop_timeout(), Duration::from_secs(1));
 /// ```
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct SupervisorBuilder<M = ()> {
     pub(crate) max_sessions: usize,
-    pub(crate) shutdown_timeout: Duration,
+    pub(crate) stop_timeout: Duration,
     pub(crate) stack_size: Option<usize>,
     pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) policy: RestartPolicy,
@@ -45,7 +45,7 @@ impl SupervisorBuilder {
     pub(crate) fn new() -> SupervisorBuilder {
         SupervisorBuilder {
             max_sessions: DEFAULT_MAX_SESSIONS,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
             stack_size: None,
             mailbox_capacity: None,
             policy: RestartPolicy::default(),
@@ -81,7 +81,7 @@ impl<M> SupervisorBuilder<M> {
     pub fn messages<N>(self) -> SupervisorBuilder<N> {
         SupervisorBuilder {
             max_sessions: self.max_sessions,
-            shutdown_timeout: self.shutdown_timeout,
+            stop_timeout: self.stop_timeout,
             stack_size: self.stack_size,
             mailbox_capacity: self.mailbox_capacity,
             policy: self.policy,
@@ -107,11 +107,11 @@ impl<M> SupervisorBuilder<M> {
 
     /// How long a stop waits for a session to end (default 5 s).
     ///
-    /// `Duration::ZERO` means "do not wait": a stop then requests shutdown and reports
-    /// [`Error::ShutdownTimeout`](crate::Error::ShutdownTimeout) unless the session had
+    /// `Duration::ZERO` means "do not wait": a stop then requests the stop and reports
+    /// [`Error::StopTimeout`](crate::Error::StopTimeout) unless the session had
     /// already ended.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> SupervisorBuilder<M> {
-        self.shutdown_timeout = timeout;
+    pub fn stop_timeout(mut self, timeout: Duration) -> SupervisorBuilder<M> {
+        self.stop_timeout = timeout;
         self
     }
 
@@ -145,7 +145,7 @@ impl<M> fmt::Debug for SupervisorBuilder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SupervisorBuilder")
             .field("max_sessions", &self.max_sessions)
-            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("stop_timeout", &self.stop_timeout)
             .field("stack_size", &self.stack_size)
             .field("mailbox_capacity", &self.mailbox_capacity)
             .field("policy", &self.policy)

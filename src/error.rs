@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What went wrong, and with which session, path or name.
 ///
 /// An operation that fails with an `Error` has changed nothing (the exceptions say so
-/// in their own docs: [`Error::ShutdownTimeout`] and [`Error::StopFromOwnThread`]).
+/// in their own docs: [`Error::StopTimeout`] and [`Error::StopFromOwnThread`]).
 /// New variants may be added, so a `match` needs a catch-all arm.
 ///
 /// # Examples
@@ -107,12 +107,12 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// The session did not end within the shutdown timeout.
+    /// The session did not end within the stop timeout.
     ///
-    /// Shutdown stays requested, and the session stays registered (its path reserved)
+    /// The stop stays requested, and the session stays registered (its path reserved)
     /// until its body returns, when it unregisters itself.
     #[error("session {id} did not stop within {timeout:?}")]
-    ShutdownTimeout {
+    StopTimeout {
         /// The session still running.
         id: SessionId,
         /// How long it was waited for.
@@ -175,9 +175,9 @@ pub enum Error {
     /// `stop_session` was called on the session's own thread, which cannot wait for
     /// itself to end.
     ///
-    /// Shutdown has been requested all the same: the session ends once its body
+    /// The stop has been requested all the same: the session ends once its body
     /// returns, and is not restarted.
-    #[error("session {id} cannot wait for its own thread to stop; shutdown was requested")]
+    #[error("session {id} cannot wait for its own thread to stop; the stop was requested")]
     StopFromOwnThread {
         /// The session that asked to stop itself.
         id: SessionId,

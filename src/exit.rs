@@ -14,7 +14,7 @@ use crate::SessionId;
 ///
 /// let sup = SessionSupervisor::new();
 /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
-///     ctx.wait_for_shutdown();
+///     ctx.wait_for_stop();
 /// })?;
 /// let report = sup.stop_session(handle.id())?;
 /// assert_eq!(report.reason(), &ExitReason::Stopped);
@@ -104,7 +104,7 @@ impl ExitReport {
 }
 
 /// What [`SessionSupervisor::shutdown`](crate::SessionSupervisor::shutdown) did: how each
-/// session ended, and which did not end within the shutdown timeout.
+/// session ended, and which did not end within the stop timeout.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
     pub(crate) exited: Vec<ExitReport>,

@@ -86,7 +86,7 @@ impl<M> SessionHandle<M> {
     ///
     /// let sup = SessionSupervisor::builder().messages::<u32>().mailbox_capacity(1).build();
     /// // A body that never reads its mailbox.
-    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| ctx.wait_for_shutdown())?;
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| ctx.wait_for_stop())?;
     /// handle.try_send(1)?;
     /// let full = handle.try_send(2).unwrap_err();
     /// assert!(matches!(full.error(), Error::MailboxFull { .. }));

@@ -16,19 +16,19 @@
 //! use session_supervisor::{Error, ExitReason, Session, SessionSupervisor};
 //!
 //! let project = std::env::temp_dir();
-//! let sup = SessionSupervisor::new(); // at most 10 sessions, 5 s shutdown timeout
+//! let sup = SessionSupervisor::new(); // at most 10 sessions, 5 s stop timeout
 //!
 //! // A session is metadata (id, name, canonical path) plus a body run on its own thread.
 //! let session = Session::new(&project)?;
 //! let handle = sup.start_session(session, |ctx| {
 //!     // ... do the session's work, then block until asked to stop:
-//!     ctx.wait_for_shutdown();
+//!     ctx.wait_for_stop();
 //! })?;
 //!
 //! // Look it up by id, by path (any spelling), or by name.
 //! assert_eq!(sup.lookup_by_path(&project)?.id(), handle.id());
 //!
-//! // Stop it: request shutdown, wait for the thread, join it, unregister it.
+//! // Stop it: request the stop, wait for the thread, join it, unregister it.
 //! let report = sup.stop_session(handle.id())?;
 //! assert_eq!(report.reason(), &ExitReason::Stopped);
 //! assert_eq!(sup.count(), 0);
@@ -52,11 +52,11 @@
 //!    the destructors of the thread-locals it set have finished (returned or panicked),
 //!    an end guard on its thread unregisters it, records an [`ExitReport`], publishes
 //!    `Exited` and wakes whoever waits for it. [`SessionSupervisor::stop_session`] asks
-//!    for that end and waits for it (bounded by the shutdown timeout); a body that
+//!    for that end and waits for it (bounded by the stop timeout); a body that
 //!    returns by itself gets there too. Dropping the supervisor, or
 //!    [`SessionSupervisor::shutdown`], stops all sessions at once.
 //!
-//! Every timeout of the crate (the shutdown timeout, a call's, a wait's, a backoff)
+//! Every timeout of the crate (the stop timeout, a call's, a wait's, a backoff)
 //! may be `Duration::MAX`, or anything too large for a deadline: it then means "no
 //! deadline".
 //!
@@ -157,7 +157,7 @@
 //! # Shutdown
 //!
 //! [`SessionSupervisor::shutdown`] (or dropping the supervisor) asks every session to
-//! stop at once, then joins them newest first, all within one shutdown timeout, and
+//! stop at once, then joins them newest first, all within one stop timeout, and
 //! reports how each ended. Starts fail with [`Error::ShuttingDown`] from then on.
 //!
 //! # Testing with stub bodies
@@ -226,7 +226,7 @@ mod supervisor;
 mod wait;
 
 pub use crate::body::{body_fn, InitError, SessionBody, SessionContext};
-pub use crate::builder::{SupervisorBuilder, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use crate::builder::{SupervisorBuilder, DEFAULT_STOP_TIMEOUT};
 pub use crate::error::{Error, Result, SessionKey};
 pub use crate::event::{SessionEvent, Subscription, EVENT_QUEUE_CAPACITY};
 pub use crate::exit::{ExitReason, ExitReport, ShutdownReport};

@@ -40,7 +40,7 @@ pub(crate) struct Shared<M> {
     pub(crate) ended: Mutex<Vec<Arc<SessionCell<M>>>>,
     pub(crate) events: Subscribers,
     pub(crate) next_seq: AtomicU64,
-    pub(crate) shutdown_timeout: Duration,
+    pub(crate) stop_timeout: Duration,
     pub(crate) stack_size: Option<usize>,
     pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) policy: RestartPolicy,
@@ -82,7 +82,7 @@ impl<M: Send + 'static> Shared<M> {
             Ok(Err(reason)) => reason,
             Err(_) => "the session thread ended before init finished".to_owned(),
         };
-        self.await_exit(&cell, Wait::at_most(self.shutdown_timeout));
+        self.await_exit(&cell, Wait::at_most(self.stop_timeout));
         Err(Error::StartFailed { id, reason })
     }
 

@@ -14,18 +14,18 @@ use crate::wait::Wait;
 /// What a session's control channel carries: its messages, and the stop signal.
 ///
 /// Bodies that select on [`SessionContext::control`](crate::SessionContext::control)
-/// receive these. Messages come in the order they were sent; `Shutdown` comes after the
+/// receive these. Messages come in the order they were sent; `Stop` comes after the
 /// messages queued before the stop, so a body that wants the stop to win checks
-/// [`SessionContext::shutdown_requested`](crate::SessionContext::shutdown_requested)
+/// [`SessionContext::stop_requested`](crate::SessionContext::stop_requested)
 /// after each message, as [`SessionContext::recv`](crate::SessionContext::recv) does.
 ///
 /// A stop also closes the channel: once the queued messages are read, a receive fails
 /// (`Err(RecvError)`). So a body learns of its stop even if the mailbox was full when
-/// the stop came and `Shutdown` found no room; treat an error like `Shutdown`.
+/// the stop came and `Stop` found no room; treat an error like `Stop`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control<M = ()> {
     /// A stop was requested: the body should return.
-    Shutdown,
+    Stop,
     /// A message sent with [`SessionHandle::send`](crate::SessionHandle::send) or a call.
     Message(M),
 }
@@ -179,12 +179,12 @@ impl<M> Postbox<M> {
     }
 
     /// Requests the stop: sets the flag, wakes every waiter, and closes the mailbox
-    /// after a last `Shutdown` if it has room. Idempotent; never blocks.
+    /// after a last `Stop` if it has room. Idempotent; never blocks.
     pub(crate) fn stop(&self) {
         if self.stop.raise() {
             if let Some(letters) = self.take_letters() {
                 // No room? The closed channel tells the body once it read the queue.
-                let _ = letters.try_send(Control::Shutdown);
+                let _ = letters.try_send(Control::Stop);
             }
         }
     }
@@ -210,7 +210,7 @@ impl<M> Postbox<M> {
 fn unwrap<M>(letter: Control<M>) -> M {
     match letter {
         Control::Message(message) => message,
-        Control::Shutdown => unreachable!("only messages are posted"),
+        Control::Stop => unreachable!("only messages are posted"),
     }
 }
 
@@ -231,11 +231,11 @@ mod tests {
     }
 
     #[test]
-    fn a_stop_with_room_sends_shutdown_then_closes() {
+    fn a_stop_with_room_sends_stop_then_closes() {
         let (postbox, inbox) = mailbox::<u32>(None);
         postbox.stop();
         postbox.stop();
-        assert_eq!(inbox.control.recv(), Ok(Control::Shutdown));
+        assert_eq!(inbox.control.recv(), Ok(Control::Stop));
         assert!(inbox.control.recv().is_err());
         assert!(inbox.stop.wait(Wait::Forever));
     }

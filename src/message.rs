@@ -66,7 +66,7 @@ impl<R> fmt::Debug for ReplyTo<R> {
 /// use session_supervisor::{Error, Session, SessionSupervisor};
 ///
 /// let sup = SessionSupervisor::builder().messages::<String>().build();
-/// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| ctx.wait_for_shutdown())?;
+/// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| ctx.wait_for_stop())?;
 /// sup.stop_session(handle.id())?;
 ///
 /// let err = handle.send("hello".to_owned()).unwrap_err();
@@ -133,7 +133,7 @@ pub enum TryRecvError {
     /// The mailbox is empty.
     Empty,
     /// A stop was requested: the body should return.
-    Shutdown,
+    Stopped,
 }
 
 /// Why [`SessionContext::recv_timeout`](crate::SessionContext::recv_timeout) returned no
@@ -143,14 +143,14 @@ pub enum RecvTimeoutError {
     /// No message came in time.
     Timeout,
     /// A stop was requested: the body should return.
-    Shutdown,
+    Stopped,
 }
 
 impl fmt::Display for TryRecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TryRecvError::Empty => "the mailbox is empty",
-            TryRecvError::Shutdown => "a stop was requested",
+            TryRecvError::Stopped => "a stop was requested",
         })
     }
 }
@@ -159,7 +159,7 @@ impl fmt::Display for RecvTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             RecvTimeoutError::Timeout => "no message within the timeout",
-            RecvTimeoutError::Shutdown => "a stop was requested",
+            RecvTimeoutError::Stopped => "a stop was requested",
         })
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn supervise<M, B: SessionBody<M>>(
         ending = match init(body, ctx) {
             Err(ending) => ending,
             // A restart stopped during its init: no new run once a stop was requested.
-            Ok(()) if ctx.shutdown_requested() => Ending::Returned,
+            Ok(()) if ctx.stop_requested() => Ending::Returned,
             Ok(()) => run(body, ctx),
         };
     }
@@ -101,7 +101,7 @@ fn next<M>(
     policy: &RestartPolicy,
     intensity: &mut Intensity,
 ) -> Next {
-    let stopped = ctx.shutdown_requested();
+    let stopped = ctx.stop_requested();
     let last_panic = match ending {
         Ending::InitFailed(reason) => return Next::End(ExitReason::InitFailed { reason }),
         Ending::Returned if stopped => return Next::End(ExitReason::Stopped),
@@ -140,9 +140,9 @@ fn restart_or_give_up<M>(
     );
     let backoff = policy.backoff_time();
     let stopped = if backoff.is_zero() {
-        ctx.shutdown_requested()
+        ctx.stop_requested()
     } else {
-        ctx.wait_for_shutdown_timeout(backoff)
+        ctx.wait_for_stop_timeout(backoff)
     };
     if stopped {
         Next::End(ExitReason::Stopped)

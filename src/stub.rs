@@ -18,7 +18,7 @@ use crate::{SessionContext, SessionId};
 
 /// A body that does nothing until a stop is requested.
 pub fn idle<M>() -> impl FnMut(&SessionContext<M>) + Send + 'static {
-    |ctx: &SessionContext<M>| ctx.wait_for_shutdown()
+    |ctx: &SessionContext<M>| ctx.wait_for_stop()
 }
 
 /// A body that returns at once, ending its session (unless restarted).
@@ -52,7 +52,7 @@ pub fn reports<M>(to: Sender<(SessionId, u32)>) -> impl FnMut(&SessionContext<M>
     move |ctx: &SessionContext<M>| {
         // The test may have stopped listening; the body still idles.
         let _ = to.send((*ctx.id(), ctx.restarts()));
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 

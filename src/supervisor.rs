@@ -34,7 +34,7 @@ use crate::{
 ///
 /// let dir = std::env::temp_dir();
 /// let sup = SessionSupervisor::new();
-/// let handle = sup.start_session(Session::new(&dir)?, |ctx| ctx.wait_for_shutdown())?;
+/// let handle = sup.start_session(Session::new(&dir)?, |ctx| ctx.wait_for_stop())?;
 ///
 /// assert!(sup.session_running(handle.id()));
 /// assert_eq!(sup.lookup_by_path(&dir)?.id(), handle.id());
@@ -49,7 +49,7 @@ pub struct SessionSupervisor<M = ()> {
 }
 
 impl SessionSupervisor {
-    /// A supervisor with the defaults: 10 sessions, a 5 s shutdown timeout, transient
+    /// A supervisor with the defaults: 10 sessions, a 5 s stop timeout, transient
     /// restarts (3 in 5 s).
     #[must_use]
     pub fn new() -> SessionSupervisor {
@@ -70,7 +70,7 @@ impl<M> SessionSupervisor<M> {
             ended: Mutex::new(Vec::new()),
             events: Subscribers::default(),
             next_seq: AtomicU64::new(0),
-            shutdown_timeout: builder.shutdown_timeout,
+            stop_timeout: builder.stop_timeout,
             stack_size: builder.stack_size,
             mailbox_capacity: builder.mailbox_capacity,
             policy: builder.policy,
@@ -100,9 +100,9 @@ impl<M> SessionSupervisor<M> {
     ///
     /// let dir = std::env::temp_dir();
     /// let sup = SessionSupervisor::new();
-    /// let handle = sup.start_session(Session::new(&dir)?, |ctx| ctx.wait_for_shutdown())?;
+    /// let handle = sup.start_session(Session::new(&dir)?, |ctx| ctx.wait_for_stop())?;
     /// // Another spelling of the same directory is the same project.
-    /// let again = sup.start_session(Session::new(dir.join("."))?, |ctx| ctx.wait_for_shutdown());
+    /// let again = sup.start_session(Session::new(dir.join("."))?, |ctx| ctx.wait_for_stop());
     /// assert!(matches!(again, Err(Error::ProjectAlreadyOpen { id, .. }) if id == *handle.id()));
     /// # Ok::<(), Error>(())
     /// ```
@@ -182,8 +182,8 @@ impl<M> SessionSupervisor<M> {
         Ok(session)
     }
 
-    /// Stops a session: requests shutdown, waits for its thread to end (up to the
-    /// shutdown timeout, woken by the thread, no polling), joins it, and returns how it
+    /// Stops a session: requests the stop, waits for its thread to end (up to the
+    /// stop timeout, woken by the thread, no polling), joins it, and returns how it
     /// ended. The session is unregistered by then.
     ///
     /// Several threads may stop one session at once: one joins, each returns once the
@@ -192,11 +192,11 @@ impl<M> SessionSupervisor<M> {
     /// # Errors
     ///
     /// - [`Error::NotFound`] if no session has this id.
-    /// - [`Error::ShutdownTimeout`] if the body did not return in time. The session stays
+    /// - [`Error::StopTimeout`] if the body did not return in time. The session stays
     ///   registered, its path reserved, until the body returns; it then unregisters
     ///   itself.
     /// - [`Error::StopFromOwnThread`] if called from the session's own thread (its
-    ///   body), which cannot wait for itself: shutdown is requested, and the session ends
+    ///   body), which cannot wait for itself: the stop is requested, and the session ends
     ///   when the body returns.
     pub fn stop_session(&self, id: &SessionId) -> Result<ExitReport> {
         let cell = self.cell(id)?;
@@ -204,12 +204,12 @@ impl<M> SessionSupervisor<M> {
         if cell.is_current_thread() {
             return Err(Error::StopFromOwnThread { id: *id });
         }
-        let wait = Wait::at_most(self.shared.shutdown_timeout);
+        let wait = Wait::at_most(self.shared.stop_timeout);
         match self.shared.await_exit(&cell, wait) {
             Ended::Yes => Ok(cell.exit_report()),
-            Ended::TimedOut => Err(Error::ShutdownTimeout {
+            Ended::TimedOut => Err(Error::StopTimeout {
                 id: *id,
-                timeout: self.shared.shutdown_timeout,
+                timeout: self.shared.stop_timeout,
             }),
         }
     }
@@ -218,7 +218,7 @@ impl<M> SessionSupervisor<M> {
     ///
     /// All sessions are asked to stop at once, then waited for newest first, so N
     /// sessions stop in about the time of the slowest. Each wait is bounded by the
-    /// shutdown timeout, counted from the moment all were asked. Starts during and after
+    /// stop timeout, counted from the moment all were asked. Starts during and after
     /// the shutdown fail with [`Error::ShuttingDown`]. Calling it again waits again for
     /// the sessions that had timed out.
     ///
@@ -234,7 +234,7 @@ impl<M> SessionSupervisor<M> {
     /// let sup = SessionSupervisor::new();
     /// for name in ["a", "b"] {
     ///     std::fs::create_dir_all(base.join(name)).unwrap();
-    ///     sup.create_session(base.join(name), |ctx| ctx.wait_for_shutdown())?;
+    ///     sup.create_session(base.join(name), |ctx| ctx.wait_for_stop())?;
     /// }
     /// let report = sup.shutdown();
     /// assert!(report.is_complete());
@@ -250,7 +250,7 @@ impl<M> SessionSupervisor<M> {
         for cell in &cells {
             cell.request_stop();
         }
-        let wait = Wait::at_most(self.shared.shutdown_timeout);
+        let wait = Wait::at_most(self.shared.stop_timeout);
         let mut report = ShutdownReport::default();
         for cell in cells {
             let ended =
@@ -438,8 +438,8 @@ impl<M> SessionSupervisor<M> {
 
     /// How long a stop waits for a session to end.
     #[must_use]
-    pub fn shutdown_timeout(&self) -> Duration {
-        self.shared.shutdown_timeout
+    pub fn stop_timeout(&self) -> Duration {
+        self.shared.stop_timeout
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called: no session starts any more.
@@ -467,7 +467,7 @@ impl<M> fmt::Debug for SessionSupervisor<M> {
         f.debug_struct("SessionSupervisor")
             .field("count", &self.count())
             .field("max_sessions", &self.max_sessions())
-            .field("shutdown_timeout", &self.shared.shutdown_timeout)
+            .field("stop_timeout", &self.shared.stop_timeout)
             .field("shut_down", &self.is_shut_down())
             .finish_non_exhaustive()
     }
@@ -475,12 +475,12 @@ impl<M> fmt::Debug for SessionSupervisor<M> {
 
 impl<M> Drop for SessionSupervisor<M> {
     /// Shuts down: every session is asked to stop, then joined, each wait bounded by
-    /// the shutdown timeout. A session that does not stop in time is logged and left to
+    /// the stop timeout. A session that does not stop in time is logged and left to
     /// end on its own; it unregisters itself then.
     fn drop(&mut self) {
         let report = self.shutdown();
         for id in report.timed_out() {
-            log::error!("session {id} did not stop within the shutdown timeout; left running");
+            log::error!("session {id} did not stop within the stop timeout; left running");
         }
     }
 }

@@ -320,20 +320,20 @@ fn max_sessions_zero_builds_and_admits_nothing() {
 
 // The crate's decision: a zero timeout means "do not wait"; the stop still happens.
 #[test]
-fn zero_shutdown_timeout_stop_requests_shutdown_without_waiting() {
+fn zero_stop_timeout_stop_requests_shutdown_without_waiting() {
     guard(
-        "zero_shutdown_timeout_stop_requests_shutdown_without_waiting",
+        "zero_stop_timeout_stop_requests_shutdown_without_waiting",
         move || {
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(Duration::ZERO)
+                .stop_timeout(Duration::ZERO)
                 .build();
             let (observed_tx, observed_rx) = unbounded();
             let (gate_tx, gate_rx) = unbounded::<()>();
             // Sees the stop, then cannot end before the test lets it.
             let handle = sup
                 .start_session(projects.session(0), move |ctx| {
-                    ctx.wait_for_shutdown();
+                    ctx.wait_for_stop();
                     let _ = observed_tx.send(());
                     let _ = gate_rx.recv();
                 })
@@ -343,7 +343,7 @@ fn zero_shutdown_timeout_stop_requests_shutdown_without_waiting() {
             let err = sup.stop_session(&id).unwrap_err();
 
             assert!(
-                matches!(err, Error::ShutdownTimeout { id: got, timeout } if got == id && timeout.is_zero()),
+                matches!(err, Error::StopTimeout { id: got, timeout } if got == id && timeout.is_zero()),
                 "{err:?}"
             );
             recv_within(&observed_rx, "the body to see the stop request");
@@ -360,13 +360,13 @@ fn zero_shutdown_timeout_stop_requests_shutdown_without_waiting() {
 }
 
 #[test]
-fn zero_shutdown_timeout_drop_does_not_wait_and_sessions_still_end() {
+fn zero_stop_timeout_drop_does_not_wait_and_sessions_still_end() {
     guard(
-        "zero_shutdown_timeout_drop_does_not_wait_and_sessions_still_end",
+        "zero_stop_timeout_drop_does_not_wait_and_sessions_still_end",
         move || {
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(Duration::ZERO)
+                .stop_timeout(Duration::ZERO)
                 .build();
             let (gate_tx, gate_rx) = unbounded::<()>();
             let handle = sup

@@ -114,7 +114,7 @@ impl SessionBody for StormBody {
             panic!("storm: crash in run");
         }
         let _ = self.storm.idle.send(());
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
         self.ending();
         if self.rng.below(2) == 0 {
             panic!("storm: crash while stopping");

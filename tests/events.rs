@@ -86,7 +86,7 @@ fn panics_then_returns_then_idles(
         1 => {}
         _ => {
             third_run.send(()).unwrap();
-            ctx.wait_for_shutdown();
+            ctx.wait_for_stop();
         }
     })
 }

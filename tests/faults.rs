@@ -1,6 +1,6 @@
 //! Fault injection: random sessions misbehave in every way user code can (panics in
 //! `init` and `run`, in the body's and in queued messages' `Drop`, in a panic payload's
-//! `Drop`, in an init error's `Display`), under a random shutdown timeout (zero, short,
+//! `Drop`, in an init error's `Display`), under a random stop timeout (zero, short,
 //! or `Duration::MAX`), with a backoff past the clock's range, and with stops racing
 //! crashes. After every step:
 //!
@@ -213,11 +213,11 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(shutdown_timeout: Duration) -> Harness {
+    fn new(stop_timeout: Duration) -> Harness {
         let sup = SessionSupervisor::builder()
             .messages::<Msg>()
             .mailbox_capacity(2)
-            .shutdown_timeout(shutdown_timeout)
+            .stop_timeout(stop_timeout)
             .build();
         Harness {
             projects: Projects::new(PATHS),
@@ -335,8 +335,8 @@ impl Harness {
                 prop_assert!(tracked.note_exit(), "stopped but user code runs");
             }
             Err(Error::NotFound { .. }) => prop_assert!(!self.sup.session_running(&id)),
-            Err(Error::ShutdownTimeout { .. }) => {
-                prop_assert!(self.sup.shutdown_timeout() < TIMEOUT, "no short timeout")
+            Err(Error::StopTimeout { .. }) => {
+                prop_assert!(self.sup.stop_timeout() < TIMEOUT, "no short timeout")
             }
             Err(other) => prop_assert!(false, "stop: {other:?}"),
         }
@@ -375,7 +375,7 @@ impl Harness {
     /// After the case: everything ends, and each session's events came in order.
     fn finish(mut self) -> TestCaseResult {
         let report = self.sup.shutdown();
-        prop_assert!(report.is_complete() || self.sup.shutdown_timeout() < TIMEOUT);
+        prop_assert!(report.is_complete() || self.sup.stop_timeout() < TIMEOUT);
         // Also those that ended by themselves: a handle's wait returns once the end
         // guard ran, the `Exited` event published.
         for (id, tracked) in &self.started {
@@ -467,7 +467,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn shutdown_timeout() -> impl Strategy<Value = Duration> {
+fn stop_timeout() -> impl Strategy<Value = Duration> {
     prop_oneof![
         Just(Duration::ZERO),
         Just(Duration::from_millis(1)),
@@ -511,7 +511,7 @@ fn faults_leave_no_entry_no_thread_and_no_event_out_of_place() {
     with_watchdog("faults", limit, move || {
         let before = thread_count();
         let mut runner = TestRunner::new(config);
-        let strategy = (shutdown_timeout(), vec(op(), 1..40));
+        let strategy = (stop_timeout(), vec(op(), 1..40));
         let result = runner.run(&strategy, |(timeout, ops)| case(timeout, &ops));
         if let Err(err) = result {
             panic!("{err}");

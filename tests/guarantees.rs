@@ -70,7 +70,7 @@ impl SessionBody for FailingInit {
     }
 
     fn run(&mut self, ctx: &SessionContext) {
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
@@ -113,7 +113,7 @@ fn a_body_whose_drop_panics_still_ends_its_session_cleanly() {
             let bomb = Bomb(true);
             sup.start_session(projects.session(0), move |ctx| {
                 let _held = &bomb;
-                ctx.wait_for_shutdown();
+                ctx.wait_for_stop();
             })
             .expect("start");
             assert_stops_clean(&sup, &events, &projects);
@@ -131,7 +131,7 @@ fn queued_messages_whose_drop_panics_are_dropped_without_leaving_the_entry() {
             let sup = SessionSupervisor::builder().messages::<Bomb>().build();
             let events = sup.subscribe();
             let handle = sup
-                .start_session(projects.session(0), |ctx| ctx.wait_for_shutdown())
+                .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
                 .expect("start");
             for _ in 0..3 {
                 handle
@@ -218,26 +218,26 @@ fn a_backoff_too_long_for_a_deadline_waits_for_the_stop() {
 }
 
 #[test]
-fn a_shutdown_timeout_of_duration_max_means_no_deadline() {
+fn a_stop_timeout_of_duration_max_means_no_deadline() {
     guard(
-        "a_shutdown_timeout_of_duration_max_means_no_deadline",
+        "a_stop_timeout_of_duration_max_means_no_deadline",
         || {
             let projects = Projects::new(3);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(Duration::MAX)
+                .stop_timeout(Duration::MAX)
                 .build();
             let events = sup.subscribe();
-            sup.start_session(projects.session(0), |ctx| ctx.wait_for_shutdown())
+            sup.start_session(projects.session(0), |ctx| ctx.wait_for_stop())
                 .expect("start");
             assert_stops_clean(&sup, &events, &projects);
-            sup.start_session(projects.session(1), |ctx| ctx.wait_for_shutdown())
+            sup.start_session(projects.session(1), |ctx| ctx.wait_for_stop())
                 .expect("start");
             assert!(sup.shutdown().is_complete());
             let dropped = SessionSupervisor::builder()
-                .shutdown_timeout(Duration::MAX)
+                .stop_timeout(Duration::MAX)
                 .build();
             let handle = dropped
-                .start_session(projects.session(2), |ctx| ctx.wait_for_shutdown())
+                .start_session(projects.session(2), |ctx| ctx.wait_for_stop())
                 .expect("start");
             drop(dropped);
             assert!(!handle.is_running(), "drop joined the session");
@@ -263,7 +263,7 @@ fn waits_of_duration_max_mean_no_deadline() {
                 };
                 reply.send(n);
                 stopped_tx
-                    .send(ctx.wait_for_shutdown_timeout(Duration::MAX))
+                    .send(ctx.wait_for_stop_timeout(Duration::MAX))
                     .unwrap();
             })
             .expect("start");
@@ -306,20 +306,20 @@ fn a_lingering_thread_local_destructor_keeps_the_entry_and_the_stop_bounded() {
             let timeout = Duration::from_millis(300);
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(timeout)
+                .stop_timeout(timeout)
                 .build();
             let events = sup.subscribe();
             let (release, gate) = bounded::<()>(0);
             let handle = sup
                 .start_session(projects.session(0), move |ctx| {
                     LINGER.with(|slot| *slot.borrow_mut() = Some(Linger(gate.clone())));
-                    ctx.wait_for_shutdown();
+                    ctx.wait_for_stop();
                 })
                 .expect("start");
             let asked = Instant::now();
             let stop = sup.stop_session(handle.id());
             assert!(
-                matches!(stop, Err(Error::ShutdownTimeout { .. })),
+                matches!(stop, Err(Error::StopTimeout { .. })),
                 "{stop:?}"
             );
             assert!(asked.elapsed() < timeout + MARGIN, "{:?}", asked.elapsed());
@@ -359,7 +359,7 @@ fn a_full_mailbox_does_not_lose_the_stop() {
         let sup = SessionSupervisor::builder()
             .messages::<u32>()
             .mailbox_capacity(2)
-            .shutdown_timeout(Duration::ZERO)
+            .stop_timeout(Duration::ZERO)
             .build();
         let (release, gate) = bounded(0);
         let handle = sup
@@ -372,7 +372,7 @@ fn a_full_mailbox_does_not_lose_the_stop() {
         // A zero timeout: the stop is requested and not waited for.
         let stop = sup.stop_session(handle.id());
         assert!(
-            matches!(stop, Err(Error::ShutdownTimeout { .. })),
+            matches!(stop, Err(Error::StopTimeout { .. })),
             "{stop:?}"
         );
         drop(release);
@@ -392,7 +392,7 @@ fn a_sender_blocked_on_a_full_mailbox_is_released_by_the_stop() {
                 .mailbox_capacity(1)
                 .build();
             let handle = sup
-                .start_session(projects.session(0), |ctx| ctx.wait_for_shutdown())
+                .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
                 .expect("start");
             handle.send(1).unwrap();
             let blocked = std::thread::spawn({
@@ -428,7 +428,7 @@ fn self_waits(
         let waited = me.wait_timeout(Duration::MAX).is_some();
         let until = sup.wait_until_stopped(ctx.id(), Duration::MAX);
         to.send(format!("waits: {waited} {until}")).unwrap();
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
@@ -473,7 +473,7 @@ fn a_policy_with_restarts_in_a_zero_window_is_refused() {
         }
         assert_eq!(sup.count(), 0);
         let never = RestartPolicy::default().intensity(0, Duration::ZERO);
-        let body = body_fn(|ctx| ctx.wait_for_shutdown());
+        let body = body_fn(|ctx| ctx.wait_for_stop());
         sup.start_session_with_policy(projects.session(0), body, never)
             .expect("no restarts in no window is fine");
     });

@@ -24,7 +24,7 @@ impl SessionBody for ReportsInit {
     }
 
     fn run(&mut self, ctx: &SessionContext) {
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
@@ -66,7 +66,7 @@ fn start_session_registers_the_session() {
         let sup = SessionSupervisor::new();
         let session = projects.session(0);
 
-        sup.start_session(session.clone(), |ctx| ctx.wait_for_shutdown())
+        sup.start_session(session.clone(), |ctx| ctx.wait_for_stop())
             .unwrap();
 
         assert_eq!(sup.count(), 1);

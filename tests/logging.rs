@@ -108,7 +108,7 @@ fn a_start_and_a_stop_are_one_info_each() {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
         let handle = sup
-            .start_session(projects.session(0), |ctx| ctx.wait_for_shutdown())
+            .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
             .expect("start");
         sup.stop_session(handle.id()).expect("stop");
         assert_eq!(levels_of(handle.id()), [Level::Info, Level::Info]);

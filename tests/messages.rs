@@ -75,7 +75,7 @@ fn never_reads(queued: Sender<()>) -> impl FnMut(&SessionContext<Request>) + Sen
         select.recv(ctx.control());
         select.ready();
         let _ = queued.send(());
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
@@ -439,10 +439,10 @@ fn call_to_a_stopped_session_is_session_gone() {
 fn stop_overtakes_10_000_queued_messages() {
     guard("stop_overtakes_10_000_queued_messages", move || {
         let projects = Projects::new(1);
-        // A zero shutdown timeout makes stop_session request the stop without waiting.
+        // A zero stop timeout makes stop_session request the stop without waiting.
         let sup = SessionSupervisor::builder()
             .messages::<u32>()
-            .shutdown_timeout(Duration::ZERO)
+            .stop_timeout(Duration::ZERO)
             .build();
         let (gate_tx, gate_rx) = unbounded::<()>();
         let (count_tx, count_rx) = unbounded();
@@ -461,7 +461,7 @@ fn stop_overtakes_10_000_queued_messages() {
         }
         let stop = sup.stop_session(handle.id());
         assert!(
-            matches!(stop, Err(Error::ShutdownTimeout { .. })),
+            matches!(stop, Err(Error::StopTimeout { .. })),
             "{stop:?}"
         );
 
@@ -485,7 +485,7 @@ fn stop_during_a_message_skips_the_rest_of_the_queue() {
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
                 .messages::<u32>()
-                .shutdown_timeout(Duration::ZERO)
+                .stop_timeout(Duration::ZERO)
                 .build();
             let (busy_tx, busy_rx) = unbounded();
             let (gate_tx, gate_rx) = unbounded::<()>();
@@ -543,7 +543,7 @@ fn try_send_to_a_full_mailbox_hands_the_message_back_and_stop_still_works() {
             assert!(matches!(full.error(), Error::MailboxFull { .. }));
             assert_eq!(full.into_message(), 4);
 
-            // Within the 5 s shutdown timeout, or this is a ShutdownTimeout error.
+            // Within the 5 s stop timeout, or this is a StopTimeout error.
             let report = sup.stop_session(handle.id()).unwrap();
             assert_eq!(report.reason(), &ExitReason::Stopped);
         },
@@ -696,7 +696,7 @@ fn try_recv_and_recv_timeout_report_empty_timeout_message_and_shutdown() {
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
                 .messages::<u32>()
-                .shutdown_timeout(Duration::ZERO)
+                .stop_timeout(Duration::ZERO)
                 .build();
             let (seen_tx, seen) = unbounded();
             let (step_tx, step_rx) = unbounded::<()>();
@@ -729,8 +729,8 @@ fn try_recv_and_recv_timeout_report_empty_timeout_message_and_shutdown() {
             handle.send(3).unwrap();
             assert!(sup.stop_session(handle.id()).is_err());
             step_tx.send(()).unwrap();
-            assert_eq!(next(), Seen::Try(Err(TryRecvError::Shutdown)));
-            assert_eq!(next(), Seen::Timed(Err(RecvTimeoutError::Shutdown)));
+            assert_eq!(next(), Seen::Try(Err(TryRecvError::Stopped)));
+            assert_eq!(next(), Seen::Timed(Err(RecvTimeoutError::Stopped)));
             assert_eq!(next(), Seen::Recv(None));
             let report = handle.wait_timeout(TIMEOUT).expect("the session ended");
             assert_eq!(report.reason(), &ExitReason::Stopped);
@@ -755,11 +755,11 @@ fn recv_timeout_returns_shutdown_when_a_stop_comes_while_it_waits() {
                 .unwrap();
             recv_within(&waiting_rx, "the body to wait for a message");
 
-            // Within the 5 s shutdown timeout: recv_timeout woke well before its 60 s.
+            // Within the 5 s stop timeout: recv_timeout woke well before its 60 s.
             let report = sup.stop_session(handle.id()).unwrap();
 
             assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert_eq!(seen_rx.try_recv(), Ok(Err(RecvTimeoutError::Shutdown)));
+            assert_eq!(seen_rx.try_recv(), Ok(Err(RecvTimeoutError::Stopped)));
         },
     );
 }

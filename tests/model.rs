@@ -719,10 +719,10 @@ fn body(
         let _ = acks.send(Ack::Running(ctx.restarts()));
         loop {
             select! {
-                recv(ctx.control()) -> _ => if ctx.shutdown_requested() { return },
+                recv(ctx.control()) -> _ => if ctx.stop_requested() { return },
                 recv(commands) -> command => match (kind, command) {
                     // The test is done with this session: wait for the supervisor's stop.
-                    (_, Err(_)) => return ctx.wait_for_shutdown(),
+                    (_, Err(_)) => return ctx.wait_for_stop(),
                     (Body::Idle, Ok(_)) => drop(acks.send(Ack::Ignored)),
                     (Body::Obedient, Ok(Command::Exit)) => return,
                     (Body::Obedient, Ok(Command::Panic)) => panic!("{PANIC_MESSAGE}"),
@@ -920,7 +920,7 @@ impl<'w> Harness<'w> {
         let policy = RestartPolicy::new(restart).intensity(MAX_RESTARTS, Duration::from_secs(3600));
         let sup = SessionSupervisor::builder()
             .max_sessions(MAX_SESSIONS)
-            .shutdown_timeout(TIMEOUT)
+            .stop_timeout(TIMEOUT)
             .restart_policy(policy)
             .build();
         Harness {

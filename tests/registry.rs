@@ -404,7 +404,7 @@ fn rename_session_moves_updated_at_and_keeps_lookups_right() {
             let original = projects.session(0);
             let handle = sup
                 .start_session(original.clone(), move |ctx| {
-                    ctx.wait_for_shutdown();
+                    ctx.wait_for_stop();
                     let _ = name_tx.send(ctx.session().name().to_owned());
                 })
                 .unwrap();

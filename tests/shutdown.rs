@@ -27,7 +27,7 @@ fn signals_thread_exit(
     move |ctx: &SessionContext| {
         common::signal_on_thread_exit(exits.clone());
         let _ = running.send(());
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
@@ -89,7 +89,7 @@ fn shutdown_reports_each_exit_reason_and_panic_message() {
                 .expect("start the idle session");
             let panicking = sup
                 .start_session(projects.session(1), |ctx: &SessionContext| {
-                    ctx.wait_for_shutdown();
+                    ctx.wait_for_stop();
                     panic!("lost {} unsaved edits", 2);
                 })
                 .expect("start the session that panics when stopped");
@@ -130,7 +130,7 @@ fn returns_twice(runs: Sender<u32>) -> impl FnMut(&SessionContext) + Send {
     move |ctx: &SessionContext| {
         let _ = runs.send(ctx.restarts());
         if ctx.restarts() == 2 {
-            ctx.wait_for_shutdown();
+            ctx.wait_for_stop();
         }
     }
 }
@@ -239,7 +239,7 @@ fn a_body_starting_a_session_during_shutdown_is_refused() {
             let spare = projects.session(1);
             // Once asked to stop, the body tries to start another session.
             let body = move |ctx: &SessionContext| {
-                ctx.wait_for_shutdown();
+                ctx.wait_for_stop();
                 let sup = weak.upgrade().expect("the test holds the supervisor");
                 let _ = refused_tx.send(sup.start_session(spare.clone(), stub::idle()));
             };

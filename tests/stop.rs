@@ -14,21 +14,21 @@ use session_supervisor::{
     SessionSupervisor,
 };
 
-/// The shutdown timeout of tests with stuck bodies.
+/// The stop timeout of tests with stuck bodies.
 const SHORT: Duration = Duration::from_millis(200);
 
 /// A body that idles until stopped, and whose thread tells `exited` when it exits.
 fn idle_until_thread_exit(exited: Sender<()>) -> impl FnMut(&SessionContext) + Send + 'static {
     move |ctx: &SessionContext| {
         common::signal_on_thread_exit(exited.clone());
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
 /// A body that idles until stopped, then sends its id: proof it saw the stop.
 fn reports_stop(observed: Sender<SessionId>) -> impl FnMut(&SessionContext) + Send + 'static {
     move |ctx: &SessionContext| {
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
         let _ = observed.send(*ctx.id());
     }
 }
@@ -146,8 +146,8 @@ fn stop_from_the_sessions_own_thread_returns_at_once_and_the_session_ends() {
                 .start_session(projects.session(0), move |ctx| {
                     let sup = sup_rx.recv().expect("the supervisor is handed in");
                     let result = sup.stop_session(ctx.id());
-                    let _ = result_tx.send((result, ctx.shutdown_requested()));
-                    ctx.wait_for_shutdown();
+                    let _ = result_tx.send((result, ctx.stop_requested()));
+                    ctx.wait_for_stop();
                 })
                 .unwrap();
             // The test keeps its own Arc: the body's is never the last one.
@@ -184,7 +184,7 @@ fn concurrent_stops_of_one_session_each_return_after_it_ended() {
                 let handle = sup
                     .start_session(projects.session(0), move |ctx| {
                         let _alive = &alive_tx;
-                        ctx.wait_for_shutdown();
+                        ctx.wait_for_stop();
                     })
                     .unwrap();
 
@@ -245,7 +245,7 @@ fn stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends()
         "stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends",
         move || {
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().shutdown_timeout(SHORT).build();
+            let sup = SessionSupervisor::builder().stop_timeout(SHORT).build();
             let (gate_tx, gate_rx) = unbounded();
             let handle = sup
                 .start_session(projects.session(0), stub::gated(gate_rx))
@@ -257,7 +257,7 @@ fn stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends()
             let waited = asked.elapsed();
 
             assert!(
-                matches!(err, Error::ShutdownTimeout { id: got, timeout } if got == id && timeout == SHORT),
+                matches!(err, Error::StopTimeout { id: got, timeout } if got == id && timeout == SHORT),
                 "{err:?}"
             );
             assert!(waited >= SHORT, "gave up after {waited:?}");
@@ -266,7 +266,7 @@ fn stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends()
             // Still stuck: another stop times out again and changes nothing.
             assert!(matches!(
                 sup.stop_session(&id),
-                Err(Error::ShutdownTimeout { .. })
+                Err(Error::StopTimeout { .. })
             ));
             assert_path_reserved(&sup, &projects, &id);
 
@@ -315,7 +315,7 @@ fn dropping_the_supervisor_stops_and_joins_every_session() {
                 let handle = sup
                     .start_session(projects.session(i), move |ctx| {
                         common::signal_on_thread_exit(exited.clone());
-                        ctx.wait_for_shutdown();
+                        ctx.wait_for_stop();
                         let _ = observed.send(*ctx.id());
                     })
                     .unwrap();
@@ -353,7 +353,7 @@ fn drop_waits_for_stuck_sessions_together_and_leaves_them_to_finish() {
         move || {
             const STUCK: usize = 5;
             let projects = Projects::new(STUCK);
-            let sup = SessionSupervisor::builder().shutdown_timeout(SHORT).build();
+            let sup = SessionSupervisor::builder().stop_timeout(SHORT).build();
             let (gate_tx, gate_rx) = unbounded::<()>();
             let handles: Vec<SessionHandle> = (0..STUCK)
                 .map(|i| {
@@ -403,7 +403,7 @@ fn last_owner_dropped_on_a_session_thread_stops_the_others_without_joining_itsel
                 .start_session(projects.session(0), move |ctx| {
                     let last = sup_rx.recv().expect("the supervisor is handed in");
                     drop(last);
-                    let _ = dropped_tx.send(ctx.shutdown_requested());
+                    let _ = dropped_tx.send(ctx.stop_requested());
                 })
                 .unwrap();
 

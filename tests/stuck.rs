@@ -1,5 +1,5 @@
 //! Stuck bodies: bodies that ignore stop requests. Stops and shutdowns give up on them
-//! after the shutdown timeout, their paths stay reserved, and once they finally return
+//! after the stop timeout, their paths stay reserved, and once they finally return
 //! they unregister and free their paths.
 
 mod common;
@@ -12,7 +12,7 @@ use session_supervisor::{
     stub, Error, ExitReason, Restart, RestartPolicy, SessionHandle, SessionId, SessionSupervisor,
 };
 
-/// What a wait bounded by the shutdown timeout may take beyond it on a loaded machine.
+/// What a wait bounded by the stop timeout may take beyond it on a loaded machine.
 const MARGIN: Duration = Duration::from_secs(2);
 
 /// Starts a session that ignores stop requests until `gate` sends or is dropped.
@@ -32,11 +32,11 @@ fn start_stuck(
 
 fn assert_timed_out(result: Result<impl std::fmt::Debug, Error>, id: &SessionId, after: Duration) {
     match result {
-        Err(Error::ShutdownTimeout { id: stuck, timeout }) => {
+        Err(Error::StopTimeout { id: stuck, timeout }) => {
             assert_eq!(&stuck, id);
             assert_eq!(timeout, after);
         }
-        other => panic!("expected ShutdownTimeout, got {other:?}"),
+        other => panic!("expected StopTimeout, got {other:?}"),
     }
 }
 
@@ -50,14 +50,14 @@ fn assert_ends_stopped(handle: &SessionHandle) {
 }
 
 #[test]
-fn stop_of_a_stuck_body_times_out_after_the_shutdown_timeout() {
+fn stop_of_a_stuck_body_times_out_after_the_stop_timeout() {
     guard(
-        "stop_of_a_stuck_body_times_out_after_the_shutdown_timeout",
+        "stop_of_a_stuck_body_times_out_after_the_stop_timeout",
         move || {
             let timeout = Duration::from_millis(300);
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(timeout)
+                .stop_timeout(timeout)
                 .build();
             let (handle, _gate) = start_stuck(&sup, &projects, 0);
 
@@ -81,7 +81,7 @@ fn a_stuck_session_keeps_its_path_until_it_returns_and_then_frees_it() {
         move || {
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(Duration::from_millis(100))
+                .stop_timeout(Duration::from_millis(100))
                 .build();
             let (handle, gate) = start_stuck(&sup, &projects, 0);
             let id = *handle.id();
@@ -122,7 +122,7 @@ fn a_second_stop_of_a_stuck_session_times_out_again() {
             let timeout = Duration::from_millis(100);
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(timeout)
+                .stop_timeout(timeout)
                 .build();
             let (handle, gate) = start_stuck(&sup, &projects, 0);
             assert_timed_out(sup.stop_session(handle.id()), handle.id(), timeout);
@@ -136,13 +136,13 @@ fn a_second_stop_of_a_stuck_session_times_out_again() {
 }
 
 #[test]
-fn a_zero_shutdown_timeout_gives_up_on_a_stuck_session_at_once() {
+fn a_zero_stop_timeout_gives_up_on_a_stuck_session_at_once() {
     guard(
-        "a_zero_shutdown_timeout_gives_up_on_a_stuck_session_at_once",
+        "a_zero_stop_timeout_gives_up_on_a_stuck_session_at_once",
         move || {
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(Duration::ZERO)
+                .stop_timeout(Duration::ZERO)
                 .build();
             let (handle, gate) = start_stuck(&sup, &projects, 0);
             let asked = Instant::now();
@@ -164,7 +164,7 @@ fn shutdown_lists_stuck_sessions_as_timed_out_within_one_timeout_and_stops_the_r
             let timeout = Duration::from_millis(750);
             let projects = Projects::new(STUCK * 2);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(timeout)
+                .stop_timeout(timeout)
                 .build();
             let mut stuck = Vec::new();
             let mut idle = Vec::new();
@@ -227,7 +227,7 @@ fn a_second_shutdown_waits_again_for_sessions_still_stuck() {
             let timeout = Duration::from_millis(200);
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(timeout)
+                .stop_timeout(timeout)
                 .build();
             let (handle, gate) = start_stuck(&sup, &projects, 0);
             assert_eq!(sup.shutdown().timed_out(), [*handle.id()]);
@@ -248,14 +248,14 @@ fn a_second_shutdown_waits_again_for_sessions_still_stuck() {
 }
 
 #[test]
-fn dropping_a_supervisor_with_a_stuck_session_returns_after_the_shutdown_timeout() {
+fn dropping_a_supervisor_with_a_stuck_session_returns_after_the_stop_timeout() {
     guard(
-        "dropping_a_supervisor_with_a_stuck_session_returns_after_the_shutdown_timeout",
+        "dropping_a_supervisor_with_a_stuck_session_returns_after_the_stop_timeout",
         move || {
             let timeout = Duration::from_millis(300);
             let projects = Projects::new(2);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(timeout)
+                .stop_timeout(timeout)
                 .build();
             let (stuck, gate) = start_stuck(&sup, &projects, 0);
             let (runs_tx, runs) = unbounded();

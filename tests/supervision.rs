@@ -146,7 +146,7 @@ fn run_to_the_end(restart: Restart, ending: Ending) -> (Vec<u32>, ExitReport) {
 fn crash_on_command(runs: Sender<u32>, crash: Receiver<()>) -> impl SessionBody {
     body_fn(move |ctx| {
         let _ = runs.send(ctx.restarts());
-        while !ctx.shutdown_requested() {
+        while !ctx.stop_requested() {
             select! {
                 recv(crash) -> _ => panic!("crash {}", ctx.restarts() + 1),
                 recv(ctx.control()) -> _ => {}
@@ -332,7 +332,7 @@ fn three_crashes_restart_and_the_fourth_inside_the_window_gives_up() {
             assert_eq!(sup.count(), 0);
             assert!(sup.lookup_by_path(projects.path(0)).is_err());
             let again = sup.start_session(projects.session(0), |ctx: &SessionContext| {
-                ctx.wait_for_shutdown()
+                ctx.wait_for_stop()
             });
             assert!(again.is_ok(), "the path is free again: {again:?}");
         },
@@ -446,7 +446,7 @@ impl SessionBody for SlowRestartInit {
         if ctx.restarts() == 0 {
             panic!("first run crashes");
         }
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
@@ -498,7 +498,7 @@ fn restarts_tells_each_run_how_many_came_before() {
         let body = body_fn(move |ctx| {
             let _ = runs_tx.send(ctx.restarts());
             if ctx.restarts() == 5 {
-                ctx.wait_for_shutdown();
+                ctx.wait_for_stop();
             }
         });
         let handle = sup
@@ -543,7 +543,7 @@ fn lookups_never_miss_a_session_while_it_restarts() {
                     panic!("crash {}", ctx.restarts());
                 }
                 let _ = settled_tx.send(());
-                ctx.wait_for_shutdown();
+                ctx.wait_for_stop();
             });
             let handle = sup
                 .start_session_with_policy(projects.session(0), body, policy)
@@ -815,7 +815,7 @@ impl SessionBody for PanicsWhenStopped {
     }
 
     fn run(&mut self, ctx: &SessionContext) {
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
         panic!("flush failed: {} bytes left", 3);
     }
 }
@@ -829,7 +829,7 @@ fn stop_during_a_backoff_ends_the_session_promptly() {
         move || {
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(TIMEOUT)
+                .stop_timeout(TIMEOUT)
                 .build();
             let session = projects.session(0);
             let restarting = log_tap::listen(session.id(), "restarting");
@@ -866,7 +866,7 @@ fn shutdown_during_a_backoff_ends_the_session_promptly() {
         move || {
             let projects = Projects::new(1);
             let sup = SessionSupervisor::builder()
-                .shutdown_timeout(TIMEOUT)
+                .stop_timeout(TIMEOUT)
                 .build();
             let session = projects.session(0);
             let restarting = log_tap::listen(session.id(), "restarting");
@@ -904,7 +904,7 @@ impl SessionBody for CountsInits {
         if ctx.restarts() == 0 {
             panic!("first run crashes");
         }
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
@@ -914,7 +914,7 @@ fn a_stop_during_a_restart_runs_no_new_run() {
         let projects = Projects::new(1);
         // A zero timeout: the stop only asks, so the test can let the restart go on.
         let sup = SessionSupervisor::builder()
-            .shutdown_timeout(Duration::ZERO)
+            .stop_timeout(Duration::ZERO)
             .build();
         let session = projects.session(0);
         let (restarting, release) = log_tap::hold(session.id(), "restarting");
@@ -926,7 +926,7 @@ fn a_stop_during_a_restart_runs_no_new_run() {
         // The session thread is held between the crash and the next run.
         let asked = sup.stop_session(handle.id());
         assert!(
-            matches!(asked, Err(Error::ShutdownTimeout { .. })),
+            matches!(asked, Err(Error::StopTimeout { .. })),
             "{asked:?}"
         );
         drop(release);
@@ -953,7 +953,7 @@ impl SessionBody for StopArrivesInRestartInit {
     fn init(&mut self, ctx: &SessionContext) -> Result<(), InitError> {
         if ctx.restarts() > 0 {
             let _ = self.in_init.send(());
-            ctx.wait_for_shutdown();
+            ctx.wait_for_stop();
         }
         Ok(())
     }
@@ -963,7 +963,7 @@ impl SessionBody for StopArrivesInRestartInit {
         if ctx.restarts() == 0 {
             panic!("first run crashes");
         }
-        ctx.wait_for_shutdown();
+        ctx.wait_for_stop();
     }
 }
 
@@ -1044,7 +1044,7 @@ impl SessionBody for StopsItselfInInit {
     }
 
     fn run(&mut self, ctx: &SessionContext) {
-        let _ = self.ran.send(ctx.shutdown_requested());
+        let _ = self.ran.send(ctx.stop_requested());
     }
 }
 

@@ -98,7 +98,7 @@ fn three_supervisors_near_max_map_count_are_refused_with_a_typed_error_not_an_ab
                 SessionSupervisor::builder()
                     .max_sessions(usize::MAX)
                     .stack_size(64 * 1024)
-                    .shutdown_timeout(Duration::from_secs(120))
+                    .stop_timeout(Duration::from_secs(120))
                     .build()
             })
             .collect();

@@ -28,11 +28,14 @@ pub type InitError = Box<dyn StdError + Send + Sync>;
 /// block on [`SessionContext::recv`], [`SessionContext::wait_for_stop`] or a select
 /// on [`SessionContext::control`], and return once a stop is requested.
 ///
-/// A restart runs `init` and `run` again on the same value, which keeps whatever state
-/// the crashed run left in it: reset what matters in `init`.
+/// Given as a value ([`Start::body`](crate::Start::body)), a restart runs `init` and
+/// `run` again on the same value, which keeps whatever state the crashed run left in
+/// it: reset what matters in `init`. Given as a factory
+/// ([`Start::factory`](crate::Start::factory)), each restart runs a fresh value.
 ///
 /// Any `FnMut(&SessionContext) + Send + 'static` closure is a body whose `run` is the
-/// closure.
+/// closure; [`SessionSupervisor::start_session`](crate::SessionSupervisor::start_session)
+/// and [`Start::run`](crate::Start::run) take one.
 ///
 /// # Examples
 ///
@@ -56,7 +59,7 @@ pub type InitError = Box<dyn StdError + Send + Sync>;
 ///
 /// let sup = SessionSupervisor::new();
 /// let session = Session::new(std::env::temp_dir())?;
-/// let handle = sup.start_session_with(session, Indexer { files: 0 })?;
+/// let handle = sup.start(session).body(Indexer { files: 0 })?;
 /// assert!(handle.is_running());
 /// sup.stop_session(handle.id())?;
 /// # Ok::<(), session_supervisor::Error>(())
@@ -84,28 +87,6 @@ where
     fn run(&mut self, ctx: &SessionContext<M>) {
         self(ctx)
     }
-}
-
-/// Turns a closure into a [`SessionBody`], so the closure's argument type is inferred
-/// where a method takes any `impl SessionBody`.
-///
-/// # Examples
-///
-/// ```
-/// use session_supervisor::{body_fn, RestartPolicy, Session, SessionSupervisor};
-///
-/// let sup = SessionSupervisor::new();
-/// let session = Session::new(std::env::temp_dir())?;
-/// let body = body_fn(|ctx| ctx.wait_for_stop());
-/// let handle = sup.start_session_with_policy(session, body, RestartPolicy::default())?;
-/// sup.stop_session(handle.id())?;
-/// # Ok::<(), session_supervisor::Error>(())
-/// ```
-pub fn body_fn<M, F>(run: F) -> F
-where
-    F: FnMut(&SessionContext<M>) + Send + 'static,
-{
-    run
 }
 
 /// What a session body can see of its session: its metadata, its restart count, and its
@@ -149,7 +130,7 @@ impl<M> SessionContext<M> {
 
     /// The session's id.
     #[must_use]
-    pub fn id(&self) -> &SessionId {
+    pub fn id(&self) -> SessionId {
         self.session.id()
     }
 
@@ -210,9 +191,10 @@ impl<M> SessionContext<M> {
     /// # Examples
     ///
     /// ```
+    /// use std::sync::mpsc;
     /// use session_supervisor::{Session, SessionSupervisor};
     ///
-    /// let (seen_tx, seen_rx) = crossbeam_channel::unbounded();
+    /// let (seen_tx, seen_rx) = mpsc::channel();
     /// let sup = SessionSupervisor::builder().messages::<u32>().build();
     /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, move |ctx| {
     ///     while let Some(n) = ctx.recv() {

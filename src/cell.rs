@@ -3,24 +3,28 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::mailbox::{Postbox, Refused};
 use crate::wait::Wait;
-use crate::{Error, ExitReason, ExitReport, SendError, SessionId};
+use crate::{Error, ExitReason, ExitReport, SendError, Session, SessionId};
 
 /// One incarnation of a session: compared by address, so a late end of an old thread
 /// never touches a newer session that reuses the id.
 #[derive(Debug)]
 pub(crate) struct SessionCell<M> {
     id: SessionId,
+    /// The metadata as registered: renames change it under the registry's lock.
+    session: RwLock<Session>,
     /// Start order within the supervisor; shutdown joins the newest first.
     seq: u64,
+    /// How long a stop waits for the end.
+    stop_timeout: Duration,
     postbox: Postbox<M>,
     thread_id: OnceLock<ThreadId>,
     /// Set once the first `init` succeeded and `Started` was published: only such a
@@ -52,14 +56,16 @@ pub(crate) enum Ended {
 impl<M> SessionCell<M> {
     /// A cell, and the sender whose drop marks the session thread as finished.
     pub(crate) fn new(
-        id: SessionId,
-        seq: u64,
+        session: Session,
+        (seq, stop_timeout): (u64, Duration),
         postbox: Postbox<M>,
     ) -> (SessionCell<M>, Sender<Infallible>) {
         let (done_tx, done) = crossbeam_channel::bounded(0);
         let cell = SessionCell {
-            id,
+            id: session.id(),
+            session: RwLock::new(session),
             seq,
+            stop_timeout,
             postbox,
             thread_id: OnceLock::new(),
             began: AtomicBool::new(false),
@@ -74,12 +80,18 @@ impl<M> SessionCell<M> {
         self.id
     }
 
-    pub(crate) fn id_ref(&self) -> &SessionId {
-        &self.id
-    }
-
     pub(crate) fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The session's metadata as registered now (or last, once it ended).
+    pub(crate) fn session(&self) -> Session {
+        self.session.read().clone()
+    }
+
+    /// Takes the metadata of a rename; called under the registry's lock.
+    pub(crate) fn renamed(cell: &Arc<SessionCell<M>>, session: &Session) {
+        *cell.session.write() = session.clone();
     }
 
     /// Queues a message, waiting for room in a full mailbox as `wait` allows. On the
@@ -108,6 +120,31 @@ impl<M> SessionCell<M> {
     /// Requests the stop; idempotent, never blocks.
     pub(crate) fn request_stop(&self) {
         self.postbox.stop();
+    }
+
+    /// Requests the stop and waits, up to the stop timeout, for the end; then joins.
+    pub(crate) fn stop(&self) -> Result<ExitReport, Error> {
+        self.request_stop();
+        let id = self.id;
+        if self.is_current_thread() {
+            return Err(Error::StopFromOwnThread { id });
+        }
+        match self.await_end(Wait::at_most(self.stop_timeout)) {
+            Ended::Yes => Ok(self.exit_report()),
+            Ended::TimedOut => Err(Error::StopTimeout {
+                id,
+                timeout: self.stop_timeout,
+            }),
+        }
+    }
+
+    /// Waits (as `wait` allows) for the end guard, then joins the thread.
+    pub(crate) fn await_end(&self, wait: Wait) -> Ended {
+        let ended = self.wait(wait);
+        if ended == Ended::Yes {
+            self.join();
+        }
+        ended
     }
 
     pub(crate) fn stop_requested(&self) -> bool {
@@ -194,18 +231,21 @@ impl<M> SessionCell<M> {
         *self.exit.lock() = Some(report);
     }
 
-    /// How the session ended. Call only once [`wait`](Self::wait) said it did.
+    /// How the session ended, with its metadata as it was registered last. Call only
+    /// once [`wait`](Self::wait) said it did.
     pub(crate) fn exit_report(&self) -> ExitReport {
-        self.exit.lock().clone().unwrap_or_else(|| ExitReport {
+        let mut report = self.exit.lock().clone().unwrap_or_else(|| ExitReport {
             // Only if the session thread ended before its report was made, which the
             // panic boundaries around all its work rule out.
-            id: self.id,
+            session: self.session(),
             reason: ExitReason::Panicked {
                 message: "the session thread ended without a report".into(),
             },
             restarts: 0,
             run_time: Duration::ZERO,
-        })
+        });
+        report.session = self.session();
+        report
     }
 }
 
@@ -216,7 +256,8 @@ mod tests {
 
     fn cell() -> (SessionCell<()>, Sender<Infallible>) {
         let (postbox, _) = mailbox(None);
-        SessionCell::new(SessionId::new(), 0, postbox)
+        let session = Session::new(std::env::temp_dir()).unwrap();
+        SessionCell::new(session, (0, Duration::MAX), postbox)
     }
 
     /// A stopper may find the thread ended before the start stored its handle; the

@@ -207,9 +207,9 @@ impl fmt::Display for SessionKey {
 }
 
 impl Error {
-    pub(crate) fn not_found(id: &SessionId) -> Error {
+    pub(crate) fn not_found(id: SessionId) -> Error {
         Error::NotFound {
-            key: SessionKey::Id(*id),
+            key: SessionKey::Id(id),
         }
     }
 }

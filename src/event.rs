@@ -1,6 +1,5 @@
 //! Lifecycle events: [`SessionEvent`] and the [`Subscription`] that receives them.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -9,27 +8,28 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use crate::wait::Wait;
-use crate::{ExitReason, SessionId};
+use crate::{ExitReason, Session, SessionId};
 
 /// How many events a subscriber's queue holds before the oldest are dropped.
 pub const EVENT_QUEUE_CAPACITY: usize = 1024;
 
 /// Something that happened to a session. Each session's events come in order:
-/// `Started`, any `Restarted`, then `Exited`.
+/// `Started`, any `Restarted`, then `Exited`; a start that failed has none.
+///
+/// Every event carries the session's metadata (a cheap copy), so an observer can tell
+/// which session it is about by name and directory even after it ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
     /// The session's first `init` finished: it runs.
     Started {
-        /// The session.
-        id: SessionId,
-        /// Its canonical project path.
-        path: PathBuf,
+        /// The session, as started.
+        session: Session,
     },
     /// The body ended and is run again.
     Restarted {
-        /// The session.
-        id: SessionId,
+        /// The session, as started.
+        session: Session,
         /// How many restarts there have been, this one included.
         restarts: u32,
         /// How the previous run ended.
@@ -37,8 +37,8 @@ pub enum SessionEvent {
     },
     /// The session ended and was unregistered.
     Exited {
-        /// The session.
-        id: SessionId,
+        /// The session, as it was registered last (a rename included).
+        session: Session,
         /// Why it ended.
         reason: ExitReason,
     },
@@ -47,12 +47,18 @@ pub enum SessionEvent {
 impl SessionEvent {
     /// The session the event is about.
     #[must_use]
-    pub fn id(&self) -> &SessionId {
+    pub fn session(&self) -> &Session {
         match self {
-            SessionEvent::Started { id, .. }
-            | SessionEvent::Restarted { id, .. }
-            | SessionEvent::Exited { id, .. } => id,
+            SessionEvent::Started { session }
+            | SessionEvent::Restarted { session, .. }
+            | SessionEvent::Exited { session, .. } => session,
         }
+    }
+
+    /// The id of the session the event is about.
+    #[must_use]
+    pub fn id(&self) -> SessionId {
+        self.session().id()
     }
 }
 
@@ -163,6 +169,50 @@ impl Subscription {
     }
 }
 
+/// Iterates over the events as they come, blocking for each; ends once the supervisor
+/// and all its sessions are gone.
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::{stub, Session, SessionEvent, SessionSupervisor};
+///
+/// let sup = SessionSupervisor::new();
+/// let events = sup.subscribe();
+/// sup.start_session(Session::new(std::env::temp_dir())?, stub::returns())?;
+/// for event in &events {
+///     println!("{} {:?}", event.session().name(), event);
+///     if matches!(event, SessionEvent::Exited { .. }) {
+///         break;
+///     }
+/// }
+/// # Ok::<(), session_supervisor::Error>(())
+/// ```
+impl<'a> IntoIterator for &'a Subscription {
+    type Item = SessionEvent;
+    type IntoIter = SubscriptionIter<'a>;
+
+    fn into_iter(self) -> SubscriptionIter<'a> {
+        SubscriptionIter { subscription: self }
+    }
+}
+
+/// A blocking iterator over a [`Subscription`]'s events.
+///
+/// This struct is created by `for event in &subscription`.
+#[derive(Debug)]
+pub struct SubscriptionIter<'a> {
+    subscription: &'a Subscription,
+}
+
+impl Iterator for SubscriptionIter<'_> {
+    type Item = SessionEvent;
+
+    fn next(&mut self) -> Option<SessionEvent> {
+        self.subscription.recv()
+    }
+}
+
 impl Drop for Subscription {
     /// Leaves the list at once, so that a subscription nobody publishes to does not
     /// keep its queue allocated.
@@ -232,15 +282,15 @@ impl Subscribers {
     /// Delivers to every live subscriber. Never blocks: the queues are bounded and full
     /// ones lose their oldest event.
     pub(crate) fn publish(&self, event: SessionEvent) {
-        self.publish_with(event, || {});
+        self.publish_with(|| event);
     }
 
-    /// Runs `before`, then delivers `event`, with no other publish in between: what
-    /// `before` changes is seen by anyone who reacts to the event, and no event
+    /// Runs `make` and delivers the event it returns, with no other publish in between:
+    /// what `make` changes is seen by anyone who reacts to the event, and no event
     /// published because of that change can overtake this one.
-    pub(crate) fn publish_with(&self, event: SessionEvent, before: impl FnOnce()) {
+    pub(crate) fn publish_with(&self, make: impl FnOnce() -> SessionEvent) {
         let list = self.list.lock();
-        before();
+        let event = make();
         for subscriber in list.iter().filter(|s| s.is_alive()) {
             subscriber.deliver(event.clone());
         }
@@ -280,9 +330,9 @@ mod tests {
 
     use super::*;
 
-    fn exited(n: u32) -> SessionEvent {
+    fn restarted(n: u32) -> SessionEvent {
         SessionEvent::Restarted {
-            id: SessionId::new(),
+            session: Session::new(std::env::temp_dir()).unwrap(),
             restarts: n,
             reason: ExitReason::Normal,
         }
@@ -294,7 +344,7 @@ mod tests {
         let subscription = subscribers.subscribe();
         let total = EVENT_QUEUE_CAPACITY as u32 + 10;
         for n in 0..total {
-            subscribers.publish(exited(n));
+            subscribers.publish(restarted(n));
         }
         assert_eq!(subscription.dropped(), 10);
         let first = subscription.try_recv().unwrap();
@@ -311,7 +361,7 @@ mod tests {
         let kept = subscribers.subscribe();
         drop(first);
         assert_eq!(subscribers.len(), 1);
-        subscribers.publish(exited(0));
+        subscribers.publish(restarted(0));
         assert!(kept.try_recv().is_some());
     }
 
@@ -328,7 +378,7 @@ mod tests {
     fn recv_ends_once_the_subscribers_are_gone() {
         let subscribers = Subscribers::default();
         let subscription = subscribers.subscribe();
-        subscribers.publish(exited(0));
+        subscribers.publish(restarted(0));
         drop(subscribers);
         assert!(subscription.recv().is_some());
         let next = subscription.receiver().try_recv();
@@ -347,7 +397,7 @@ mod tests {
             move || {
                 start.wait();
                 while subscribers.len() > 0 {
-                    subscribers.publish(exited(0));
+                    subscribers.publish(restarted(0));
                 }
                 done.send(()).unwrap();
             }

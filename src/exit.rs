@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::SessionId;
+use crate::{Session, SessionId};
 
 /// Why a session ended.
 ///
@@ -71,17 +71,24 @@ impl fmt::Display for ExitReason {
 /// How one session ended: its reason, how often it was restarted and how long it ran.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExitReport {
-    pub(crate) id: SessionId,
+    pub(crate) session: Session,
     pub(crate) reason: ExitReason,
     pub(crate) restarts: u32,
     pub(crate) run_time: Duration,
 }
 
 impl ExitReport {
-    /// The session that ended.
+    /// The id of the session that ended.
     #[must_use]
-    pub fn id(&self) -> &SessionId {
-        &self.id
+    pub fn id(&self) -> SessionId {
+        self.session.id()
+    }
+
+    /// The session that ended: its metadata as it was registered last (a rename
+    /// included).
+    #[must_use]
+    pub fn session(&self) -> &Session {
+        &self.session
     }
 
     /// Why it ended.

@@ -8,7 +8,7 @@ use crossbeam_channel::RecvTimeoutError;
 
 use crate::cell::{Ended, SessionCell};
 use crate::wait::Wait;
-use crate::{Error, ExitReport, ReplyTo, Result, SendError, SessionId};
+use crate::{Error, ExitReport, ReplyTo, Result, SendError, Session, SessionId};
 
 /// A cheap, cloneable reference to one session, as started.
 ///
@@ -135,7 +135,7 @@ impl<M> SessionHandle<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn call<R>(&self, make: impl FnOnce(ReplyTo<R>) -> M, timeout: Duration) -> Result<R> {
-        let id = *self.id();
+        let id = self.id();
         if self.cell.is_current_thread() {
             return Err(Error::CallFromOwnThread { id });
         }
@@ -157,8 +157,42 @@ impl<M> SessionHandle<M> {
 
     /// The session's id.
     #[must_use]
-    pub fn id(&self) -> &SessionId {
-        self.cell.id_ref()
+    pub fn id(&self) -> SessionId {
+        self.cell.id()
+    }
+
+    /// The session's metadata as registered now (or last, once it ended): a rename
+    /// through [`SessionSupervisor::rename_session`](crate::SessionSupervisor::rename_session)
+    /// shows here.
+    #[must_use]
+    pub fn session(&self) -> Session {
+        self.cell.session()
+    }
+
+    /// Stops the session, as
+    /// [`SessionSupervisor::stop_session`](crate::SessionSupervisor::stop_session) does:
+    /// requests the stop, waits up to the stop timeout for the end, joins the thread,
+    /// and returns how the session ended. If it had already ended, returns that report
+    /// at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StopTimeout`] and [`Error::StopFromOwnThread`], as for `stop_session`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{stub, ExitReason, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::new();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::idle())?;
+    /// let report = handle.stop()?;
+    /// assert_eq!(report.reason(), &ExitReason::Stopped);
+    /// assert_eq!(sup.count(), 0);
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn stop(&self) -> Result<ExitReport> {
+        self.cell.stop()
     }
 
     /// Whether the session's thread is still at work. Once `false`, the session is
@@ -192,7 +226,7 @@ impl<M> SessionHandle<M> {
 impl<M> fmt::Debug for SessionHandle<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionHandle")
-            .field("id", self.id())
+            .field("id", &self.id())
             .field("running", &self.is_running())
             .finish()
     }

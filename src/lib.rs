@@ -87,11 +87,40 @@
 //! A panicking body never affects the caller, the supervisor or other sessions. With
 //! the default [`Restart::Transient`] policy it is run again, at most 3 times in 5
 //! seconds; one more crash inside that window and the session gives up with
-//! [`ExitReason::RestartLimit`]. See [`RestartPolicy`] and
-//! [`SessionSupervisor::start_session_with_policy`].
+//! [`ExitReason::RestartLimit`]. See [`RestartPolicy`] (and [`Backoff`] for a wait
+//! before each restart) and [`SessionSupervisor::start`] for a policy per session.
 //!
-//! The standard panic hook still prints each panic once on stderr; the crate logs the
-//! restart (warn) or the end (warn or error) through the `log` crate.
+//! A restart runs the same body value again by default; a factory
+//! ([`Start::factory`], [`Start::run_factory`]) makes a fresh one for each restart, so
+//! nothing a crash left broken carries over, as OTP restarts a child from its spec.
+//!
+//! ```
+//! use std::time::Duration;
+//! use session_supervisor::{ExitReason, Restart, RestartPolicy, Session, SessionSupervisor};
+//!
+//! session_supervisor::quiet_session_panics(); // crashes are expected here
+//! let sup = SessionSupervisor::new();
+//! let policy = RestartPolicy::new(Restart::Transient).intensity(2, Duration::from_secs(60));
+//! let handle = sup
+//!     .start(Session::new(std::env::temp_dir())?)
+//!     .policy(policy)
+//!     .run_factory(|| {
+//!         let mut attempts = Vec::new(); // fresh for every run
+//!         move |ctx| {
+//!             attempts.push(ctx.restarts());
+//!             assert_eq!(attempts.len(), 1);
+//!             panic!("crash {}", ctx.restarts());
+//!         }
+//!     })?;
+//! let report = handle.wait_timeout(Duration::from_secs(5)).expect("gave up");
+//! let gave_up = ExitReason::RestartLimit { restarts: 2, last_panic: Some("crash 2".into()) };
+//! assert_eq!(report.reason(), &gave_up);
+//! # Ok::<(), session_supervisor::Error>(())
+//! ```
+//!
+//! The standard panic hook prints each panic on stderr; the crate logs the restart
+//! (warn) or the end (warn or error) through the `log` crate.
+//! [`quiet_session_panics`] keeps session threads' panics off stderr, opt-in.
 //!
 //! # Messages and calls
 //!
@@ -149,7 +178,7 @@
 //! let exited = events.wait_for(|e| matches!(e, SessionEvent::Exited { .. }), Duration::from_secs(5));
 //! assert_eq!(
 //!     exited,
-//!     Some(SessionEvent::Exited { id: *handle.id(), reason: ExitReason::Normal })
+//!     Some(SessionEvent::Exited { id: handle.id(), reason: ExitReason::Normal })
 //! );
 //! # Ok::<(), session_supervisor::Error>(())
 //! ```
@@ -215,28 +244,32 @@ mod lifecycle;
 mod limits;
 mod mailbox;
 mod message;
+mod panics;
 mod policy;
 mod registry;
 mod restart;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod session;
+mod start;
 pub mod stub;
 mod supervisor;
 mod wait;
 
-pub use crate::body::{body_fn, InitError, SessionBody, SessionContext};
+pub use crate::body::{InitError, SessionBody, SessionContext};
 pub use crate::builder::{SupervisorBuilder, DEFAULT_STOP_TIMEOUT};
 pub use crate::error::{Error, Result, SessionKey};
-pub use crate::event::{SessionEvent, Subscription, EVENT_QUEUE_CAPACITY};
+pub use crate::event::{SessionEvent, Subscription, SubscriptionIter, EVENT_QUEUE_CAPACITY};
 pub use crate::exit::{ExitReason, ExitReport, ShutdownReport};
 pub use crate::handle::SessionHandle;
 pub use crate::id::SessionId;
 pub use crate::mailbox::Control;
 pub use crate::message::{RecvTimeoutError, ReplyTo, SendError, TryRecvError};
-pub use crate::policy::{Restart, RestartPolicy};
+pub use crate::panics::quiet_session_panics;
+pub use crate::policy::{Backoff, Restart, RestartPolicy};
 pub use crate::registry::{SessionRegistry, DEFAULT_MAX_SESSIONS};
 pub use crate::session::{Session, SessionBuilder, MAX_NAME_CHARS};
+pub use crate::start::Start;
 pub use crate::supervisor::SessionSupervisor;
 
 /// The README's examples, run as doc tests so they cannot rot.

@@ -26,11 +26,10 @@ use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
 use crate::mailbox::{mailbox, Inbox};
 use crate::registry::Registry;
-use crate::restart::{first_init, supervise};
+use crate::restart::{first_init, supervise, Bodies};
 use crate::wait::Wait;
 use crate::{
-    Error, ExitReason, ExitReport, RestartPolicy, Result, Session, SessionBody, SessionContext,
-    SessionEvent,
+    Error, ExitReason, ExitReport, RestartPolicy, Result, Session, SessionContext, SessionEvent,
 };
 
 /// What a supervisor shares with its session threads.
@@ -52,18 +51,18 @@ type StartAnswer = Result<(), String>;
 impl<M: Send + 'static> Shared<M> {
     /// Registers `session`, spawns its thread, and waits until its first `init` ended.
     /// On any failure the entry is gone before this returns.
-    pub(crate) fn start<B: SessionBody<M>>(
+    pub(crate) fn start<S: Bodies<M>>(
         self: &Arc<Self>,
         session: Session,
-        body: B,
+        bodies: S,
         policy: RestartPolicy,
     ) -> Result<Arc<SessionCell<M>>> {
-        let id = *session.id();
+        let id = session.id();
         policy.check(id)?;
         self.reap_finished();
         let (postbox, inbox) = mailbox(self.mailbox_capacity);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (cell, done) = SessionCell::new(id, seq, postbox);
+        let (cell, done) = SessionCell::new(session.clone(), (seq, self.stop_timeout), postbox);
         let cell = Arc::new(cell);
         let session = self.registry.insert(session, Arc::clone(&cell))?;
         let (answer_tx, answer_rx) = crossbeam_channel::bounded(1);
@@ -74,7 +73,7 @@ impl<M: Send + 'static> Shared<M> {
             inbox,
             answer: answer_tx,
         };
-        self.spawn(thread, done, body, policy)?;
+        self.spawn(thread, done, bodies, policy)?;
         // Answered by the session thread after init, or by its end guard once the
         // entry is gone.
         let reason = match answer_rx.recv() {
@@ -82,22 +81,22 @@ impl<M: Send + 'static> Shared<M> {
             Ok(Err(reason)) => reason,
             Err(_) => "the session thread ended before init finished".to_owned(),
         };
-        self.await_exit(&cell, Wait::at_most(self.stop_timeout));
+        cell.await_end(Wait::at_most(self.stop_timeout));
         Err(Error::StartFailed { id, reason })
     }
 
     /// Spawns the session thread; unregisters the session if that fails, even if
     /// dropping the unspawned body panics (it is user code).
-    fn spawn<B: SessionBody<M>>(
+    fn spawn<S: Bodies<M>>(
         &self,
         thread: SessionThread<M>,
         done: Sender<Infallible>,
-        body: B,
+        bodies: S,
         policy: RestartPolicy,
     ) -> Result<()> {
         let cell = Arc::clone(&thread.cell);
         let stack_size = self.stack_size;
-        let spawn = move || thread.spawn(stack_size, done, body, policy);
+        let spawn = move || thread.spawn(stack_size, done, bodies, policy);
         match catch_unwind(AssertUnwindSafe(spawn)) {
             Ok(Ok(handle)) => {
                 cell.set_join_handle(handle);
@@ -120,16 +119,7 @@ impl<M> Shared<M> {
     /// Removes this incarnation's entry, if it is still the registered one.
     pub(crate) fn unregister(&self, cell: &Arc<SessionCell<M>>) {
         self.registry
-            .remove_if(&cell.id(), |slot| Arc::ptr_eq(slot, cell));
-    }
-
-    /// Waits (as `wait` allows) for the session's end guard, then joins its thread.
-    pub(crate) fn await_exit(&self, cell: &SessionCell<M>, wait: Wait) -> Ended {
-        let ended = cell.wait(wait);
-        if ended == Ended::Yes {
-            cell.join();
-        }
-        ended
+            .remove_if(cell.id(), |slot| Arc::ptr_eq(slot, cell));
     }
 
     /// Joins the threads of sessions that ended, whose end guard ran. Never blocks on
@@ -148,29 +138,33 @@ impl<M> Shared<M> {
         let ended = std::mem::take(&mut *self.ended.lock());
         let left: Vec<_> = ended
             .into_iter()
-            .filter(|cell| self.await_exit(cell, wait) == Ended::TimedOut)
+            .filter(|cell| cell.await_end(wait) == Ended::TimedOut)
             .collect();
         self.ended.lock().extend(left);
     }
 
     /// The end of a session: queue for a join, unregister (with its `Exited` event, if
-    /// it began), log.
-    fn finish(&self, cell: &Arc<SessionCell<M>>, report: &ExitReport) {
+    /// it began), log. Returns the report.
+    fn finish(&self, cell: &Arc<SessionCell<M>>) -> ExitReport {
         // Queued for a join before it leaves the registry, so a shutdown running
         // meanwhile finds it in one place or the other, never in neither.
         self.ended.lock().push(Arc::clone(cell));
         if cell.has_begun() {
-            let exited = SessionEvent::Exited {
-                id: report.id,
-                reason: report.reason.clone(),
-            };
             // Published with the removal, so no subscriber sees the next owner of the
             // path start before this session's end.
-            self.events.publish_with(exited, || self.unregister(cell));
+            self.events.publish_with(|| {
+                self.unregister(cell);
+                let ExitReport {
+                    session, reason, ..
+                } = cell.exit_report();
+                SessionEvent::Exited { session, reason }
+            });
         } else {
             self.unregister(cell);
         }
-        quietly(|| log_exit(report));
+        let report = cell.exit_report();
+        quietly(|| log_exit(&report));
+        report
     }
 }
 
@@ -194,11 +188,11 @@ struct SessionThread<M> {
 
 impl<M: Send + 'static> SessionThread<M> {
     /// Spawns the thread, named after the session, if the process has room for it.
-    fn spawn<B: SessionBody<M>>(
+    fn spawn<S: Bodies<M>>(
         self,
         stack_size: Option<usize>,
         done: Sender<Infallible>,
-        body: B,
+        bodies: S,
         policy: RestartPolicy,
     ) -> std::io::Result<JoinHandle<()>> {
         crate::limits::take_thread()?;
@@ -206,12 +200,13 @@ impl<M: Send + 'static> SessionThread<M> {
         if let Some(bytes) = stack_size {
             builder = builder.stack_size(bytes);
         }
-        builder.spawn(move || self.main(done, body, policy))
+        builder.spawn(move || self.main(done, bodies, policy))
     }
 
     /// The session thread from first to last instruction.
-    fn main<B: SessionBody<M>>(self, done: Sender<Infallible>, body: B, policy: RestartPolicy) {
+    fn main<S: Bodies<M>>(self, done: Sender<Infallible>, bodies: S, policy: RestartPolicy) {
         let began = Instant::now();
+        crate::panics::mark_session_thread();
         self.cell.set_thread();
         let _fallback = arm(EndGuard {
             shared: Arc::clone(&self.shared),
@@ -220,12 +215,12 @@ impl<M: Send + 'static> SessionThread<M> {
             done: Some(done),
         });
         let cell = Arc::clone(&self.cell);
-        let (reason, restarts) = catch(|| self.live(body, policy)).unwrap_or_else(|message| {
+        let (reason, restarts) = catch(|| self.live(bodies, policy)).unwrap_or_else(|message| {
             let message = format!("the session thread failed: {message}");
             (ExitReason::Panicked { message }, 0)
         });
         cell.set_exit(ExitReport {
-            id: cell.id(),
+            session: cell.session(),
             reason,
             restarts,
             run_time: began.elapsed(),
@@ -236,13 +231,13 @@ impl<M: Send + 'static> SessionThread<M> {
 impl<M> SessionThread<M> {
     /// Starts the body, runs it until it ends for good, and drops it and the mailbox,
     /// each inside a panic boundary.
-    fn live<B: SessionBody<M>>(self, mut body: B, policy: RestartPolicy) -> (ExitReason, u32) {
+    fn live<S: Bodies<M>>(self, mut bodies: S, policy: RestartPolicy) -> (ExitReason, u32) {
         let ctx = SessionContext::new(self.session, self.inbox);
-        let reason = match first_init(&mut body, &ctx) {
-            Err(reason) => ExitReason::InitFailed { reason },
-            Ok(()) => {
+        let (reason, body) = match first_init(&mut bodies, &ctx) {
+            Err((reason, body)) => (ExitReason::InitFailed { reason }, body),
+            Ok(body) => {
                 began(&self.shared.events, &self.cell, &self.answer, ctx.session());
-                supervise(&mut body, &ctx, &policy, &self.shared.events)
+                supervise(&mut bodies, body, &ctx, &policy, &self.shared.events)
             }
         };
         let restarts = ctx.restarts();
@@ -252,6 +247,7 @@ impl<M> SessionThread<M> {
         ctx.discard_messages();
         drop_quietly(ctx);
         drop_quietly(body);
+        drop_quietly(bodies);
         (reason, restarts)
     }
 }
@@ -264,19 +260,12 @@ fn began<M>(
     session: &Session,
 ) {
     cell.mark_began();
-    let (id, path) = (*session.id(), session.project_path());
     let started = SessionEvent::Started {
-        id,
-        path: path.to_path_buf(),
+        session: session.clone(),
     };
     events.publish(started);
-    quietly(|| {
-        log::info!(
-            "session {id} started: {:?} at {}",
-            session.name(),
-            path.display()
-        )
-    });
+    let (id, path) = (session.id(), session.project_path().display());
+    quietly(|| log::info!("session {id} started: {:?} at {path}", session.name()));
     // The start waits on the other end.
     let _ = answer.send(Ok(()));
 }
@@ -311,8 +300,7 @@ struct EndGuard<M> {
 impl<M> Drop for EndGuard<M> {
     fn drop(&mut self) {
         quietly(|| self.cell.close_mailbox());
-        let report = self.cell.exit_report();
-        self.shared.finish(&self.cell, &report);
+        let report = self.shared.finish(&self.cell);
         if !self.cell.has_begun() {
             // Answered only now, so the start never sees a half-registered entry.
             let _ = self.answer.try_send(Err(start_failure(&report.reason)));

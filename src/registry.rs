@@ -81,7 +81,7 @@ impl SessionRegistry {
     }
 
     /// Removes a session and returns it, or `None` if it was not registered.
-    pub fn unregister(&self, id: &SessionId) -> Option<Session> {
+    pub fn unregister(&self, id: SessionId) -> Option<Session> {
         self.table.remove(id).map(|(session, ())| session)
     }
 
@@ -90,7 +90,7 @@ impl SessionRegistry {
     /// # Errors
     ///
     /// [`Error::NotFound`] if no session has this id.
-    pub fn lookup(&self, id: &SessionId) -> Result<Session> {
+    pub fn lookup(&self, id: SessionId) -> Result<Session> {
         self.table.lookup(id)
     }
 
@@ -120,7 +120,7 @@ impl SessionRegistry {
 
     /// Whether a session with this id is registered.
     #[must_use]
-    pub fn contains(&self, id: &SessionId) -> bool {
+    pub fn contains(&self, id: SessionId) -> bool {
         self.table.contains(id)
     }
 
@@ -220,7 +220,7 @@ impl<T> Registry<T> {
             });
         }
         let inner = &mut *inner;
-        let id = *session.id();
+        let id = session.id();
         let HashEntry::Vacant(id_slot) = inner.by_id.entry(id) else {
             return Err(Error::SessionExists { id });
         };
@@ -237,7 +237,7 @@ impl<T> Registry<T> {
         Ok(copy)
     }
 
-    pub(crate) fn remove(&self, id: &SessionId) -> Option<(Session, T)> {
+    pub(crate) fn remove(&self, id: SessionId) -> Option<(Session, T)> {
         self.remove_if(id, |_| true)
     }
 
@@ -245,64 +245,72 @@ impl<T> Registry<T> {
     /// incarnation, so a late exit never removes a newer session with the same id.
     pub(crate) fn remove_if(
         &self,
-        id: &SessionId,
+        id: SessionId,
         matches: impl FnOnce(&T) -> bool,
     ) -> Option<(Session, T)> {
         let mut inner = self.inner.write();
-        if !matches(&inner.by_id.get(id)?.slot) {
+        if !matches(&inner.by_id.get(&id)?.slot) {
             return None;
         }
-        let entry = inner.by_id.remove(id)?;
+        let entry = inner.by_id.remove(&id)?;
         inner.by_path.remove(entry.session.path_text());
         Some((entry.session, entry.slot))
     }
 
-    pub(crate) fn lookup(&self, id: &SessionId) -> Result<Session> {
+    pub(crate) fn lookup(&self, id: SessionId) -> Result<Session> {
         let inner = self.inner.read();
-        match inner.by_id.get(id) {
+        match inner.by_id.get(&id) {
             Some(entry) => Ok(entry.session.clone()),
             None => Err(Error::not_found(id)),
         }
     }
 
     pub(crate) fn lookup_by_path(&self, path: &Path) -> Result<Session> {
-        if let Some(session) = self.get_by_exact_path(path) {
-            return Ok(session);
+        self.find_by_path(path, |entry| entry.session.clone())
+    }
+
+    /// What `pick` takes from the entry of a project directory, in any spelling.
+    fn find_by_path<R>(&self, path: &Path, pick: impl Fn(&Entry<T>) -> R) -> Result<R> {
+        if let Some(found) = path
+            .to_str()
+            .and_then(|text| self.by_path_text(text, &pick))
+        {
+            return Ok(found);
         }
         // Another spelling: resolve it outside the lock, then try once more.
         let not_found = || Error::NotFound {
             key: SessionKey::Path(path.to_path_buf()),
         };
         let canonical = canonical_dir(path).map_err(|_| not_found())?;
-        self.get_by_path_text(&canonical).ok_or_else(not_found)
+        self.by_path_text(&canonical, &pick).ok_or_else(not_found)
     }
 
-    fn get_by_exact_path(&self, path: &Path) -> Option<Session> {
-        self.get_by_path_text(path.to_str()?)
-    }
-
-    fn get_by_path_text(&self, key: &str) -> Option<Session> {
+    fn by_path_text<R>(&self, key: &str, pick: impl Fn(&Entry<T>) -> R) -> Option<R> {
         let inner = self.inner.read();
         let id = inner.by_path.get(key)?;
-        Some(inner.by_id[id].session.clone())
+        Some(pick(&inner.by_id[id]))
     }
 
     pub(crate) fn lookup_by_name(&self, name: &str) -> Result<Session> {
+        self.find_by_name(name, |entry| entry.session.clone())
+    }
+
+    /// What `pick` takes from the oldest entry with this name.
+    fn find_by_name<R>(&self, name: &str, pick: impl Fn(&Entry<T>) -> R) -> Result<R> {
         let inner = self.inner.read();
         inner
             .by_id
             .values()
-            .map(|entry| &entry.session)
-            .filter(|session| session.name() == name)
-            .min_by_key(|session| (session.created_at(), *session.id()))
-            .cloned()
+            .filter(|entry| entry.session.name() == name)
+            .min_by_key(|entry| (entry.session.created_at(), entry.session.id()))
+            .map(pick)
             .ok_or_else(|| Error::NotFound {
                 key: SessionKey::Name(name.to_owned()),
             })
     }
 
-    pub(crate) fn contains(&self, id: &SessionId) -> bool {
-        self.inner.read().by_id.contains_key(id)
+    pub(crate) fn contains(&self, id: SessionId) -> bool {
+        self.inner.read().by_id.contains_key(&id)
     }
 
     pub(crate) fn list_all(&self) -> Vec<Session> {
@@ -310,12 +318,12 @@ impl<T> Registry<T> {
             let inner = self.inner.read();
             inner.by_id.values().map(|e| e.session.clone()).collect()
         };
-        all.sort_by_key(|s| (s.created_at(), *s.id()));
+        all.sort_by_key(|s| (s.created_at(), s.id()));
         all
     }
 
     pub(crate) fn list_ids(&self) -> Vec<SessionId> {
-        self.list_all().iter().map(|s| *s.id()).collect()
+        self.list_all().iter().map(|s| s.id()).collect()
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -323,24 +331,28 @@ impl<T> Registry<T> {
     }
 
     pub(crate) fn update(&self, session: Session) -> Result<Session> {
-        self.modify(&session.id().clone(), |stored| {
+        let id = session.id();
+        let change = |stored: &mut Session| {
             *stored = session;
             Ok(())
-        })
+        };
+        self.modify(id, change, |_, _| {})
     }
 
-    /// Changes the stored session in place with `change`, keeping the path index right.
-    /// If `change` fails, or the new path is taken, nothing changes.
+    /// Changes the stored session in place with `change`, keeping the path index right,
+    /// then shows the result to `then` with the attachment, still under the lock. If
+    /// `change` fails, or the new path is taken, nothing changes.
     pub(crate) fn modify(
         &self,
-        id: &SessionId,
+        id: SessionId,
         change: impl FnOnce(&mut Session) -> Result<()>,
+        then: impl FnOnce(&T, &Session),
     ) -> Result<Session> {
         let mut guard = self.inner.write();
         let inner = &mut *guard;
         let entry = inner
             .by_id
-            .get_mut(id)
+            .get_mut(&id)
             .ok_or_else(|| Error::not_found(id))?;
         let mut changed = entry.session.clone();
         change(&mut changed)?;
@@ -352,8 +364,9 @@ impl<T> Registry<T> {
                 });
             }
             inner.by_path.remove(entry.session.path_text());
-            inner.by_path.insert(PathKey(changed.clone()), *id);
+            inner.by_path.insert(PathKey(changed.clone()), id);
         }
+        then(&entry.slot, &changed);
         entry.session = changed.clone();
         Ok(changed)
     }
@@ -394,8 +407,18 @@ impl Borrow<str> for PathKey {
 
 impl<T: Clone> Registry<T> {
     /// The attachment of one session.
-    pub(crate) fn slot(&self, id: &SessionId) -> Option<T> {
-        self.inner.read().by_id.get(id).map(|e| e.slot.clone())
+    pub(crate) fn slot(&self, id: SessionId) -> Option<T> {
+        self.inner.read().by_id.get(&id).map(|e| e.slot.clone())
+    }
+
+    /// The attachment of the session of a project directory, in any spelling.
+    pub(crate) fn slot_by_path(&self, path: &Path) -> Result<T> {
+        self.find_by_path(path, |entry| entry.slot.clone())
+    }
+
+    /// The attachment of the oldest session with this name.
+    pub(crate) fn slot_by_name(&self, name: &str) -> Result<T> {
+        self.find_by_name(name, |entry| entry.slot.clone())
     }
 
     /// Every attachment, in no particular order.
@@ -470,7 +493,7 @@ mod tests {
         let registry = SessionRegistry::new(5);
         let first = registry.register(dirs.session(0)).unwrap();
         let err = registry.register(first.clone()).unwrap_err();
-        assert!(matches!(err, Error::SessionExists { id } if id == *first.id()));
+        assert!(matches!(err, Error::SessionExists { id } if id == first.id()));
         assert_eq!(registry.count(), 1);
     }
 
@@ -488,14 +511,14 @@ mod tests {
         let registry = SessionRegistry::new(5);
         let a = registry.register(dirs.session(0)).unwrap();
         let b = registry.register(dirs.session(1)).unwrap();
-        let moved = Session::builder(&dirs.0[2]).id(*a.id()).build().unwrap();
+        let moved = Session::builder(&dirs.0[2]).id(a.id()).build().unwrap();
         registry.update(moved.clone()).unwrap();
         assert_eq!(registry.lookup_by_path(&dirs.0[2]).unwrap(), moved);
         assert!(registry.lookup_by_path(&dirs.0[0]).is_err());
         // Moving onto b's directory is refused and changes nothing.
-        let clash = Session::builder(&dirs.0[1]).id(*a.id()).build().unwrap();
+        let clash = Session::builder(&dirs.0[1]).id(a.id()).build().unwrap();
         let err = registry.update(clash).unwrap_err();
-        assert!(matches!(err, Error::ProjectAlreadyOpen { id, .. } if id == *b.id()));
+        assert!(matches!(err, Error::ProjectAlreadyOpen { id, .. } if id == b.id()));
         assert_eq!(registry.lookup(a.id()).unwrap(), moved);
         assert_consistent(&registry.table);
     }

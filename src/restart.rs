@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::boundary::{catch, describe};
+use crate::boundary::{catch, describe, drop_quietly};
 use crate::event::Subscribers;
 use crate::{ExitReason, Restart, RestartPolicy, SessionBody, SessionContext, SessionEvent};
 
@@ -37,44 +37,99 @@ enum Next {
     End(ExitReason),
 }
 
-/// Runs `init`, panics caught: `Err` with the reason if it failed or panicked.
-pub(crate) fn first_init<M, B: SessionBody<M>>(
-    body: &mut B,
-    ctx: &SessionContext<M>,
-) -> Result<(), String> {
-    init(body, ctx).map_err(|ending| match ending {
-        Ending::InitFailed(reason) | Ending::Panicked(reason) => reason,
-        Ending::Returned => unreachable!("init does not end with a return"),
-    })
+/// Where a session's bodies come from: the first, and one for each restart.
+pub(crate) trait Bodies<M>: Send + 'static {
+    type Body: SessionBody<M>;
+
+    /// The body for the next run, given the one whose run ended (`None` at first).
+    /// `None` only if there is none to give, which the two kinds below rule out.
+    fn next(&mut self, ended: Option<Self::Body>) -> Option<Self::Body>;
 }
 
-/// Runs the body (its first `init` done) until it ends for good, restarting it as
-/// `policy` says; returns why it ended.
-pub(crate) fn supervise<M, B: SessionBody<M>>(
-    body: &mut B,
+/// One body value, run again on each restart: it keeps what the last run left in it.
+pub(crate) struct Reused<B>(pub(crate) Option<B>);
+
+impl<M, B: SessionBody<M>> Bodies<M> for Reused<B> {
+    type Body = B;
+
+    fn next(&mut self, ended: Option<B>) -> Option<B> {
+        ended.or_else(|| self.0.take())
+    }
+}
+
+/// A factory: each run gets a fresh body, and the ended one is dropped first.
+pub(crate) struct Fresh<F>(pub(crate) F);
+
+impl<M, F, B> Bodies<M> for Fresh<F>
+where
+    F: FnMut() -> B + Send + 'static,
+    B: SessionBody<M>,
+{
+    type Body = B;
+
+    fn next(&mut self, ended: Option<B>) -> Option<B> {
+        if let Some(ended) = ended {
+            drop_quietly(ended);
+        }
+        Some((self.0)())
+    }
+}
+
+/// Makes the first body and runs its `init`, panics caught: the body, or why it could
+/// not start (with the body to drop, if one was made).
+pub(crate) fn first_init<M, S: Bodies<M>>(
+    bodies: &mut S,
+    ctx: &SessionContext<M>,
+) -> Result<S::Body, (String, Option<S::Body>)> {
+    let mut body = make(bodies, None).map_err(|reason| (reason, None))?;
+    match init(&mut body, ctx) {
+        Ok(()) => Ok(body),
+        Err(Ending::InitFailed(reason) | Ending::Panicked(reason)) => Err((reason, Some(body))),
+        Err(Ending::Returned) => unreachable!("init does not end with a return"),
+    }
+}
+
+/// The next body from `bodies`, panics of a factory caught.
+fn make<M, S: Bodies<M>>(bodies: &mut S, ended: Option<S::Body>) -> Result<S::Body, String> {
+    match catch(|| bodies.next(ended)) {
+        Ok(Some(body)) => Ok(body),
+        Ok(None) => Err("no body to run".to_owned()),
+        Err(message) => Err(format!("making the body panicked: {message}")),
+    }
+}
+
+/// Runs `body` (its first `init` done) until the session ends for good, restarting it
+/// as `policy` says; returns why it ended, and the last body, to drop.
+pub(crate) fn supervise<M, S: Bodies<M>>(
+    bodies: &mut S,
+    mut body: S::Body,
     ctx: &SessionContext<M>,
     policy: &RestartPolicy,
     events: &Subscribers,
-) -> ExitReason {
+) -> (ExitReason, Option<S::Body>) {
     let mut intensity = Intensity::new(policy);
-    let mut ending = run(body, ctx);
+    let mut ending = run(&mut body, ctx);
     loop {
         let previous = ending.as_reason();
         if let Next::End(reason) = next(ending, ctx, policy, &mut intensity) {
-            return reason;
+            return (reason, Some(body));
         }
         let restarts = ctx.restarts() + 1;
         ctx.set_restarts(restarts);
         events.publish(SessionEvent::Restarted {
-            id: *ctx.id(),
+            session: ctx.session().clone(),
             restarts,
             reason: previous,
         });
-        ending = match init(body, ctx) {
+        body = match make(bodies, Some(body)) {
+            Ok(body) => body,
+            Err(message) => return (ExitReason::Panicked { message }, None),
+        };
+        ending = match init(&mut body, ctx) {
             Err(ending) => ending,
             // A restart stopped during its init: no new run once a stop was requested.
             Ok(()) if ctx.stop_requested() => Ending::Returned,
-            Ok(()) => run(body, ctx),
+            Ok(()) => run(&mut body, ctx),
         };
     }
 }
@@ -138,7 +193,9 @@ fn restart_or_give_up<M>(
         "session {}: restarting ({why}), restart {restart}",
         ctx.id()
     );
-    let backoff = policy.backoff_time();
+    // The jitter differs between sessions and between restarts.
+    let seed = ctx.id().as_uuid().as_u64_pair().0 ^ u64::from(restart);
+    let backoff = policy.backoff_rule().delay(intensity.in_window(), seed);
     let stopped = if backoff.is_zero() {
         ctx.stop_requested()
     } else {
@@ -165,6 +222,11 @@ impl Intensity {
             window: policy.max_window(),
             recent: VecDeque::new(),
         }
+    }
+
+    /// How many restarts the window holds, the last one admitted included.
+    fn in_window(&self) -> u32 {
+        u32::try_from(self.recent.len()).unwrap_or(u32::MAX)
     }
 
     /// Records a restart at `now` if the window has room for it.

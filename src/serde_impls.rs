@@ -67,7 +67,7 @@ struct Stored {
 impl Serialize for Session {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Stored {
-            id: *self.id(),
+            id: self.id(),
             name: self.name().to_owned(),
             project_path: self.project_path().to_path_buf(),
             created_at: self.created_at(),

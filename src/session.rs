@@ -92,8 +92,8 @@ impl Session {
 
     /// The session's id.
     #[must_use]
-    pub fn id(&self) -> &SessionId {
-        &self.data.id
+    pub fn id(&self) -> SessionId {
+        self.data.id
     }
 
     /// The session's name. Names need not be unique.

@@ -14,10 +14,11 @@ use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
 use crate::lifecycle::Shared;
 use crate::registry::Registry;
+use crate::restart::Bodies;
 use crate::wait::Wait;
 use crate::{
-    Error, ExitReport, ReplyTo, RestartPolicy, Result, SendError, Session, SessionBody,
-    SessionContext, SessionHandle, SessionId, ShutdownReport, Subscription, SupervisorBuilder,
+    Error, ExitReport, ReplyTo, RestartPolicy, Result, SendError, Session, SessionContext,
+    SessionHandle, SessionId, ShutdownReport, Start, Subscription, SupervisorBuilder,
 };
 
 /// Starts sessions on their own threads, tracks them in a registry, restarts them when
@@ -103,7 +104,7 @@ impl<M> SessionSupervisor<M> {
     /// let handle = sup.start_session(Session::new(&dir)?, |ctx| ctx.wait_for_stop())?;
     /// // Another spelling of the same directory is the same project.
     /// let again = sup.start_session(Session::new(dir.join("."))?, |ctx| ctx.wait_for_stop());
-    /// assert!(matches!(again, Err(Error::ProjectAlreadyOpen { id, .. }) if id == *handle.id()));
+    /// assert!(matches!(again, Err(Error::ProjectAlreadyOpen { id, .. }) if id == handle.id()));
     /// # Ok::<(), Error>(())
     /// ```
     pub fn start_session<F>(&self, session: Session, body: F) -> Result<SessionHandle<M>>
@@ -111,39 +112,26 @@ impl<M> SessionSupervisor<M> {
         F: FnMut(&SessionContext<M>) + Send + 'static,
         M: Send + 'static,
     {
-        self.start_session_with_policy(session, body, self.shared.policy)
+        self.start(session).run(body)
     }
 
-    /// Starts a session with a [`SessionBody`], with the supervisor's restart policy.
-    ///
-    /// # Errors
-    ///
-    /// As for [`start_session`](Self::start_session).
-    pub fn start_session_with<B>(&self, session: Session, body: B) -> Result<SessionHandle<M>>
-    where
-        B: SessionBody<M>,
-        M: Send + 'static,
-    {
-        self.start_session_with_policy(session, body, self.shared.policy)
-    }
-
-    /// Starts a session with its own [`RestartPolicy`]. For a closure body, wrap it in
-    /// [`body_fn`](crate::body_fn) so its argument type is inferred.
-    ///
-    /// # Errors
-    ///
-    /// As for [`start_session`](Self::start_session).
+    /// Prepares a start with more choices than [`start_session`](Self::start_session):
+    /// a restart policy of the session's own, a [`SessionBody`] value, or a factory that
+    /// makes a fresh body for each restart. Nothing happens until one of [`Start`]'s
+    /// `run`, `body` or `factory` is called.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
-    /// use session_supervisor::{body_fn, ExitReason, Restart, RestartPolicy, Session, SessionSupervisor};
+    /// use session_supervisor::{ExitReason, Restart, RestartPolicy, Session, SessionSupervisor};
     ///
     /// let sup = SessionSupervisor::new();
     /// let policy = RestartPolicy::new(Restart::Transient).intensity(2, Duration::from_secs(60));
-    /// let body = body_fn(|ctx| panic!("crash number {}", ctx.restarts() + 1));
-    /// let handle = sup.start_session_with_policy(Session::new(std::env::temp_dir())?, body, policy)?;
+    /// let handle = sup
+    ///     .start(Session::new(std::env::temp_dir())?)
+    ///     .policy(policy)
+    ///     .run(|ctx| panic!("crash number {}", ctx.restarts() + 1))?;
     ///
     /// let report = handle.wait_timeout(Duration::from_secs(5)).expect("gave up");
     /// assert_eq!(
@@ -152,17 +140,22 @@ impl<M> SessionSupervisor<M> {
     /// );
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
-    pub fn start_session_with_policy<B>(
+    pub fn start(&self, session: Session) -> Start<'_, M> {
+        Start::new(self, session, self.shared.policy)
+    }
+
+    /// Starts a session from a source of bodies; the one place every start form ends.
+    pub(crate) fn start_with<S>(
         &self,
         session: Session,
-        body: B,
+        bodies: S,
         policy: RestartPolicy,
     ) -> Result<SessionHandle<M>>
     where
-        B: SessionBody<M>,
+        S: Bodies<M>,
         M: Send + 'static,
     {
-        let cell = self.shared.start(session, body, policy)?;
+        let cell = self.shared.start(session, bodies, policy)?;
         Ok(SessionHandle::new(cell))
     }
 
@@ -198,20 +191,8 @@ impl<M> SessionSupervisor<M> {
     /// - [`Error::StopFromOwnThread`] if called from the session's own thread (its
     ///   body), which cannot wait for itself: the stop is requested, and the session ends
     ///   when the body returns.
-    pub fn stop_session(&self, id: &SessionId) -> Result<ExitReport> {
-        let cell = self.cell(id)?;
-        cell.request_stop();
-        if cell.is_current_thread() {
-            return Err(Error::StopFromOwnThread { id: *id });
-        }
-        let wait = Wait::at_most(self.shared.stop_timeout);
-        match self.shared.await_exit(&cell, wait) {
-            Ended::Yes => Ok(cell.exit_report()),
-            Ended::TimedOut => Err(Error::StopTimeout {
-                id: *id,
-                timeout: self.shared.stop_timeout,
-            }),
-        }
+    pub fn stop_session(&self, id: SessionId) -> Result<ExitReport> {
+        self.cell(id)?.stop()
     }
 
     /// Stops every session and refuses new ones from now on.
@@ -253,8 +234,7 @@ impl<M> SessionSupervisor<M> {
         let wait = Wait::at_most(self.shared.stop_timeout);
         let mut report = ShutdownReport::default();
         for cell in cells {
-            let ended =
-                !cell.is_current_thread() && self.shared.await_exit(&cell, wait) == Ended::Yes;
+            let ended = !cell.is_current_thread() && cell.await_end(wait) == Ended::Yes;
             if ended {
                 report.exited.push(cell.exit_report());
             } else {
@@ -270,7 +250,7 @@ impl<M> SessionSupervisor<M> {
     /// # Errors
     ///
     /// [`Error::NotFound`] or [`Error::SessionGone`], handing the message back.
-    pub fn send(&self, id: &SessionId, message: M) -> std::result::Result<(), SendError<M>> {
+    pub fn send(&self, id: SessionId, message: M) -> std::result::Result<(), SendError<M>> {
         match self.cell(id) {
             Ok(cell) => cell.send(message, Wait::Forever),
             Err(error) => Err(SendError { message, error }),
@@ -284,7 +264,7 @@ impl<M> SessionSupervisor<M> {
     ///
     /// [`Error::NotFound`], [`Error::MailboxFull`] or [`Error::SessionGone`], handing
     /// the message back.
-    pub fn try_send(&self, id: &SessionId, message: M) -> std::result::Result<(), SendError<M>> {
+    pub fn try_send(&self, id: SessionId, message: M) -> std::result::Result<(), SendError<M>> {
         match self.cell(id) {
             Ok(cell) => cell.send(message, Wait::No),
             Err(error) => Err(SendError { message, error }),
@@ -299,7 +279,7 @@ impl<M> SessionSupervisor<M> {
     /// [`Error::NotFound`], then as for [`SessionHandle::call`].
     pub fn call<R>(
         &self,
-        id: &SessionId,
+        id: SessionId,
         make: impl FnOnce(ReplyTo<R>) -> M,
         timeout: Duration,
     ) -> Result<R> {
@@ -338,7 +318,7 @@ impl<M> SessionSupervisor<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     #[must_use]
-    pub fn wait_until_stopped(&self, id: &SessionId, timeout: Duration) -> bool {
+    pub fn wait_until_stopped(&self, id: SessionId, timeout: Duration) -> bool {
         match self.shared.registry.slot(id) {
             Some(cell) => cell.wait(Wait::at_most(timeout)) == Ended::Yes,
             None => true,
@@ -350,13 +330,47 @@ impl<M> SessionSupervisor<M> {
     /// # Errors
     ///
     /// [`Error::NotFound`] if no session has this id.
-    pub fn find_session(&self, id: &SessionId) -> Result<SessionHandle<M>> {
+    pub fn find_session(&self, id: SessionId) -> Result<SessionHandle<M>> {
         self.cell(id).map(SessionHandle::new)
+    }
+
+    /// A handle to the session of a project directory, in any spelling.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{stub, Session, SessionSupervisor};
+    ///
+    /// let dir = std::env::temp_dir();
+    /// let sup = SessionSupervisor::new();
+    /// let started = sup.start_session(Session::new(&dir)?, stub::idle())?;
+    /// let found = sup.find_by_path(dir.join("."))?;
+    /// assert_eq!(found.id(), started.id());
+    /// found.stop()?;
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn find_by_path(&self, path: impl AsRef<Path>) -> Result<SessionHandle<M>> {
+        let cell = self.shared.registry.slot_by_path(path.as_ref())?;
+        Ok(SessionHandle::new(cell))
+    }
+
+    /// A handle to the oldest session with this name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this name.
+    pub fn find_by_name(&self, name: &str) -> Result<SessionHandle<M>> {
+        let cell = self.shared.registry.slot_by_name(name)?;
+        Ok(SessionHandle::new(cell))
     }
 
     /// Whether a session with this id is registered (started and not yet ended).
     #[must_use]
-    pub fn session_running(&self, id: &SessionId) -> bool {
+    pub fn session_running(&self, id: SessionId) -> bool {
         self.shared.registry.contains(id)
     }
 
@@ -376,11 +390,11 @@ impl<M> SessionSupervisor<M> {
     ///
     /// [`Error::NotFound`] if no session has this id; [`Error::InvalidName`] as for
     /// [`Session::rename`]. Nothing changes on error.
-    pub fn rename_session(&self, id: &SessionId, name: impl Into<String>) -> Result<Session> {
+    pub fn rename_session(&self, id: SessionId, name: impl Into<String>) -> Result<Session> {
         let name = name.into();
         self.shared
             .registry
-            .modify(id, |session| session.rename(name))
+            .modify(id, |session| session.rename(name), SessionCell::renamed)
     }
 
     /// The metadata of a session. See [`SessionRegistry::lookup`](crate::SessionRegistry::lookup).
@@ -388,7 +402,7 @@ impl<M> SessionSupervisor<M> {
     /// # Errors
     ///
     /// [`Error::NotFound`] if no session has this id.
-    pub fn lookup(&self, id: &SessionId) -> Result<Session> {
+    pub fn lookup(&self, id: SessionId) -> Result<Session> {
         self.shared.registry.lookup(id)
     }
 
@@ -448,7 +462,7 @@ impl<M> SessionSupervisor<M> {
         self.shared.registry.is_closed()
     }
 
-    fn cell(&self, id: &SessionId) -> Result<Arc<SessionCell<M>>> {
+    fn cell(&self, id: SessionId) -> Result<Arc<SessionCell<M>>> {
         self.shared
             .registry
             .slot(id)

@@ -219,30 +219,27 @@ fn a_backoff_too_long_for_a_deadline_waits_for_the_stop() {
 
 #[test]
 fn a_stop_timeout_of_duration_max_means_no_deadline() {
-    guard(
-        "a_stop_timeout_of_duration_max_means_no_deadline",
-        || {
-            let projects = Projects::new(3);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(Duration::MAX)
-                .build();
-            let events = sup.subscribe();
-            sup.start_session(projects.session(0), |ctx| ctx.wait_for_stop())
-                .expect("start");
-            assert_stops_clean(&sup, &events, &projects);
-            sup.start_session(projects.session(1), |ctx| ctx.wait_for_stop())
-                .expect("start");
-            assert!(sup.shutdown().is_complete());
-            let dropped = SessionSupervisor::builder()
-                .stop_timeout(Duration::MAX)
-                .build();
-            let handle = dropped
-                .start_session(projects.session(2), |ctx| ctx.wait_for_stop())
-                .expect("start");
-            drop(dropped);
-            assert!(!handle.is_running(), "drop joined the session");
-        },
-    );
+    guard("a_stop_timeout_of_duration_max_means_no_deadline", || {
+        let projects = Projects::new(3);
+        let sup = SessionSupervisor::builder()
+            .stop_timeout(Duration::MAX)
+            .build();
+        let events = sup.subscribe();
+        sup.start_session(projects.session(0), |ctx| ctx.wait_for_stop())
+            .expect("start");
+        assert_stops_clean(&sup, &events, &projects);
+        sup.start_session(projects.session(1), |ctx| ctx.wait_for_stop())
+            .expect("start");
+        assert!(sup.shutdown().is_complete());
+        let dropped = SessionSupervisor::builder()
+            .stop_timeout(Duration::MAX)
+            .build();
+        let handle = dropped
+            .start_session(projects.session(2), |ctx| ctx.wait_for_stop())
+            .expect("start");
+        drop(dropped);
+        assert!(!handle.is_running(), "drop joined the session");
+    });
 }
 
 enum Ask {
@@ -305,9 +302,7 @@ fn a_lingering_thread_local_destructor_keeps_the_entry_and_the_stop_bounded() {
         || {
             let timeout = Duration::from_millis(300);
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(timeout)
-                .build();
+            let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
             let events = sup.subscribe();
             let (release, gate) = bounded::<()>(0);
             let handle = sup
@@ -318,10 +313,7 @@ fn a_lingering_thread_local_destructor_keeps_the_entry_and_the_stop_bounded() {
                 .expect("start");
             let asked = Instant::now();
             let stop = sup.stop_session(handle.id());
-            assert!(
-                matches!(stop, Err(Error::StopTimeout { .. })),
-                "{stop:?}"
-            );
+            assert!(matches!(stop, Err(Error::StopTimeout { .. })), "{stop:?}");
             assert!(asked.elapsed() < timeout + MARGIN, "{:?}", asked.elapsed());
             assert!(sup.session_running(handle.id()));
             let again = sup.start_session(projects.session(0), |_| {});
@@ -371,10 +363,7 @@ fn a_full_mailbox_does_not_lose_the_stop() {
         assert!(matches!(full.error(), Error::MailboxFull { .. }));
         // A zero timeout: the stop is requested and not waited for.
         let stop = sup.stop_session(handle.id());
-        assert!(
-            matches!(stop, Err(Error::StopTimeout { .. })),
-            "{stop:?}"
-        );
+        assert!(matches!(stop, Err(Error::StopTimeout { .. })), "{stop:?}");
         drop(release);
         let report = handle.wait_timeout(TIMEOUT).expect("the body saw its stop");
         assert_eq!(report.reason(), &ExitReason::Stopped);

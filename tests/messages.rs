@@ -460,10 +460,7 @@ fn stop_overtakes_10_000_queued_messages() {
             handle.send(n).unwrap();
         }
         let stop = sup.stop_session(handle.id());
-        assert!(
-            matches!(stop, Err(Error::StopTimeout { .. })),
-            "{stop:?}"
-        );
+        assert!(matches!(stop, Err(Error::StopTimeout { .. })), "{stop:?}");
 
         drop(gate_tx);
 

@@ -56,9 +56,7 @@ fn stop_of_a_stuck_body_times_out_after_the_stop_timeout() {
         move || {
             let timeout = Duration::from_millis(300);
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(timeout)
-                .build();
+            let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
             let (handle, _gate) = start_stuck(&sup, &projects, 0);
 
             let asked = Instant::now();
@@ -121,9 +119,7 @@ fn a_second_stop_of_a_stuck_session_times_out_again() {
         move || {
             let timeout = Duration::from_millis(100);
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(timeout)
-                .build();
+            let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
             let (handle, gate) = start_stuck(&sup, &projects, 0);
             assert_timed_out(sup.stop_session(handle.id()), handle.id(), timeout);
             assert_timed_out(sup.stop_session(handle.id()), handle.id(), timeout);
@@ -163,9 +159,7 @@ fn shutdown_lists_stuck_sessions_as_timed_out_within_one_timeout_and_stops_the_r
             // Four stuck sessions waited for one after the other would take 3 s.
             let timeout = Duration::from_millis(750);
             let projects = Projects::new(STUCK * 2);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(timeout)
-                .build();
+            let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
             let mut stuck = Vec::new();
             let mut idle = Vec::new();
             for i in 0..STUCK {
@@ -226,9 +220,7 @@ fn a_second_shutdown_waits_again_for_sessions_still_stuck() {
         move || {
             let timeout = Duration::from_millis(200);
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(timeout)
-                .build();
+            let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
             let (handle, gate) = start_stuck(&sup, &projects, 0);
             assert_eq!(sup.shutdown().timed_out(), [*handle.id()]);
 
@@ -254,9 +246,7 @@ fn dropping_a_supervisor_with_a_stuck_session_returns_after_the_stop_timeout() {
         move || {
             let timeout = Duration::from_millis(300);
             let projects = Projects::new(2);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(timeout)
-                .build();
+            let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
             let (stuck, gate) = start_stuck(&sup, &projects, 0);
             let (runs_tx, runs) = unbounded();
             let idle = sup

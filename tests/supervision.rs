@@ -828,9 +828,7 @@ fn stop_during_a_backoff_ends_the_session_promptly() {
         "stop_during_a_backoff_ends_the_session_promptly",
         move || {
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(TIMEOUT)
-                .build();
+            let sup = SessionSupervisor::builder().stop_timeout(TIMEOUT).build();
             let session = projects.session(0);
             let restarting = log_tap::listen(session.id(), "restarting");
             let policy = RestartPolicy::default().backoff(Duration::from_secs(60));
@@ -865,9 +863,7 @@ fn shutdown_during_a_backoff_ends_the_session_promptly() {
         "shutdown_during_a_backoff_ends_the_session_promptly",
         move || {
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(TIMEOUT)
-                .build();
+            let sup = SessionSupervisor::builder().stop_timeout(TIMEOUT).build();
             let session = projects.session(0);
             let restarting = log_tap::listen(session.id(), "restarting");
             let policy = RestartPolicy::default().backoff(Duration::from_secs(60));
@@ -925,10 +921,7 @@ fn a_stop_during_a_restart_runs_no_new_run() {
         recv_within(&restarting, "the restart decision");
         // The session thread is held between the crash and the next run.
         let asked = sup.stop_session(handle.id());
-        assert!(
-            matches!(asked, Err(Error::StopTimeout { .. })),
-            "{asked:?}"
-        );
+        assert!(matches!(asked, Err(Error::StopTimeout { .. })), "{asked:?}");
         drop(release);
 
         let report = handle.wait_timeout(TIMEOUT).expect("the session ends");

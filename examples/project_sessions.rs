@@ -43,7 +43,7 @@ fn run(dirs: &[PathBuf]) -> Result<(), Error> {
         .build();
     for dir in dirs {
         match sup.start_session(Session::new(dir)?, count_files) {
-            Ok(handle) => println!("opened  {} as {}", dir.display(), handle.id()),
+            Ok(handle) => println!("opened  {} as {}", dir.display(), handle.session().name()),
             // Two spellings of one directory: the second is refused, the rest go on.
             Err(err @ Error::ProjectAlreadyOpen { .. }) => println!("skipped {err}"),
             Err(err) => return Err(err),
@@ -51,28 +51,30 @@ fn run(dirs: &[PathBuf]) -> Result<(), Error> {
     }
 
     for handle in sup.list_sessions() {
-        let session = sup.lookup(handle.id())?;
+        let name = handle.session().name().to_owned();
         match handle.call(Msg::CountFiles, Duration::from_secs(5))? {
-            Ok(files) => println!("{:<20} {files} files", session.name()),
-            Err(err) => println!("{:<20} cannot list: {err}", session.name()),
+            Ok(files) => println!("{name:<20} {files} files"),
+            Err(err) => println!("{name:<20} cannot list: {err}"),
         }
     }
 
+    // Found by name or by path, a session is a handle to talk to, or to stop.
     if let Some(first) = sup.list_all().first() {
-        let by_name = sup.lookup_by_name(first.name())?;
-        let by_path = sup.lookup_by_path(first.project_path())?;
-        println!("lookup by name {:?} -> {}", first.name(), by_name.id());
+        let by_name = sup.find_by_name(first.name())?;
+        let by_path = sup.find_by_path(first.project_path())?;
+        assert_eq!(by_name.id(), by_path.id());
+        let files = by_path.call(Msg::CountFiles, Duration::from_secs(5))?;
         println!(
-            "lookup by path {} -> {}",
-            first.project_path().display(),
-            by_path.id()
+            "{:?} found by name and by path: {files:?} files",
+            first.name()
         );
     }
 
-    for id in sup.list_ids() {
-        let report = sup.stop_session(&id)?;
+    for handle in sup.list_sessions() {
+        let report = handle.stop()?;
+        let name = report.session().name().to_owned();
         println!(
-            "stopped {id}: {} (ran {:?})",
+            "stopped {name}: {} (ran {:?})",
             report.reason(),
             report.run_time()
         );

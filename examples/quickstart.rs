@@ -53,8 +53,7 @@ fn main() -> Result<(), Error> {
     let mut handles = Vec::new();
     for dir in &dirs[..3] {
         let handle = sup.start_session(Session::new(dir)?, project_body)?;
-        let session = sup.lookup(handle.id())?;
-        println!("started   {:<6} {}", session.name(), handle.id());
+        println!("started   {:<6} {}", handle.session().name(), handle.id());
         handles.push(handle);
     }
 
@@ -71,7 +70,7 @@ fn main() -> Result<(), Error> {
     // 4. One directory, one session, however the path is spelled (with room below the
     //    limit, so the duplicate is what is refused).
     let gamma = handles.pop().expect("three handles");
-    let report = sup.stop_session(gamma.id())?;
+    let report = gamma.stop()?;
     println!(
         "stopped   gamma: {}, {} sessions left",
         report.reason(),
@@ -81,13 +80,15 @@ fn main() -> Result<(), Error> {
     let duplicate = sup.start_session(Session::new(&spelled)?, project_body);
     println!("duplicate refused: {}", duplicate.unwrap_err());
 
-    // 5. Lookups by id, by path and by name.
+    // 5. Lookups by id, by path and by name; a handle found by path can be talked to.
+    let alpha = sup.find_by_path(&spelled)?;
+    let files = alpha.call(Msg::CountFiles, Duration::from_secs(5))?;
     println!(
-        "by path   {} -> {}",
+        "by path   {} -> {} ({files} files)",
         spelled.display(),
-        sup.lookup_by_path(&spelled)?.name()
+        alpha.session().name()
     );
-    println!("by name   beta -> {}", sup.lookup_by_name("beta")?.id());
+    println!("by name   beta -> {}", sup.find_by_name("beta")?.id());
     println!(
         "by id     {} -> {}",
         handles[1].id(),
@@ -96,10 +97,10 @@ fn main() -> Result<(), Error> {
 
     // 6. Stop the rest and report how each ended.
     for handle in &handles {
-        let report = sup.stop_session(handle.id())?;
+        let report = handle.stop()?;
         println!(
             "stopped   {}: {} after {:?}",
-            handle.id(),
+            report.session().name(),
             report.reason(),
             report.run_time()
         );

@@ -135,7 +135,7 @@ impl Subscription {
     /// let events = sup.subscribe();
     /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::returns())?;
     /// let exited = events.wait_for(
-    ///     |event| matches!(event, SessionEvent::Exited { id, .. } if id == handle.id()),
+    ///     |event| matches!(event, SessionEvent::Exited { .. }) && event.id() == handle.id(),
     ///     Duration::from_secs(5),
     /// );
     /// assert!(exited.is_some());

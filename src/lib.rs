@@ -174,12 +174,11 @@
 //!
 //! let sup = SessionSupervisor::new();
 //! let events = sup.subscribe();
-//! let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::returns())?;
+//! let session = Session::builder(std::env::temp_dir()).name("quick").build()?;
+//! sup.start_session(session.clone(), stub::returns())?;
 //! let exited = events.wait_for(|e| matches!(e, SessionEvent::Exited { .. }), Duration::from_secs(5));
-//! assert_eq!(
-//!     exited,
-//!     Some(SessionEvent::Exited { id: handle.id(), reason: ExitReason::Normal })
-//! );
+//! // Every event carries the session: an observer can tell which one ended, by name too.
+//! assert_eq!(exited, Some(SessionEvent::Exited { session, reason: ExitReason::Normal }));
 //! # Ok::<(), session_supervisor::Error>(())
 //! ```
 //!

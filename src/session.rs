@@ -209,7 +209,7 @@ fn later(last: SystemTime) -> SystemTime {
 ///     .id(id)
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(session.id(), &id);
+/// assert_eq!(session.id(), id);
 /// assert_eq!(session.name(), "tmp");
 /// ```
 #[derive(Debug)]

@@ -191,9 +191,26 @@
 //! # Testing with stub bodies
 //!
 //! [`stub`] has ready bodies: [`stub::idle`], [`stub::returns`], [`stub::panics`],
-//! [`stub::reports`] (tells a channel each time it runs) and [`stub::gated`] (ignores
-//! stop requests until released). Wait on channels or on
-//! [`SessionHandle::wait_timeout`], never on sleeps.
+//! [`stub::echo`] (answers every message through a channel), [`stub::reports`] (tells a
+//! channel each time it runs) and [`stub::gated`] (ignores stop requests until
+//! released). They report to `std::sync::mpsc` or crossbeam senders alike. Wait on
+//! channels, on [`SessionHandle::wait_timeout`] or on [`Subscription::wait_for`], never
+//! on sleeps.
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use std::time::Duration;
+//! use session_supervisor::{stub, Session, SessionSupervisor};
+//!
+//! let sup = SessionSupervisor::builder().messages::<u32>().build();
+//! let (answers_tx, answers) = mpsc::channel();
+//! let session = Session::new(std::env::temp_dir())?;
+//! let handle = sup.start_session(session, stub::echo(answers_tx, |n: u32| n * 2))?;
+//! handle.send(21)?;
+//! assert_eq!(answers.recv_timeout(Duration::from_secs(5)), Ok(42));
+//! handle.stop()?;
+//! # Ok::<(), session_supervisor::Error>(())
+//! ```
 //!
 //! # Locking
 //!

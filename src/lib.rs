@@ -243,6 +243,7 @@
 //! - `serde`: `Serialize` and `Deserialize` for [`SessionId`] and [`Session`], to save
 //!   a session list and restore it. A restored session is validated again: its
 //!   directory must still exist.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 #![forbid(unsafe_code)]

@@ -17,12 +17,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::session::{canonical_dir, validate_name};
 use crate::{Session, SessionId};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl Serialize for SessionId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de> Deserialize<'de> for SessionId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SessionId, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
@@ -64,6 +66,7 @@ struct Stored {
     updated_at: SystemTime,
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl Serialize for Session {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Stored {
@@ -77,6 +80,7 @@ impl Serialize for Session {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de> Deserialize<'de> for Session {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Session, D::Error> {
         let stored = Stored::deserialize(deserializer)?;

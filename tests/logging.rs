@@ -78,7 +78,7 @@ fn levels_of(id: &SessionId) -> Vec<Level> {
 
 #[test]
 fn giving_up_after_the_restart_limit_is_one_error() {
-    guard("giving_up_after_the_restart_limit_is_one_error", || {
+    guard!(|| {
         capture();
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
@@ -103,7 +103,7 @@ fn giving_up_after_the_restart_limit_is_one_error() {
 
 #[test]
 fn a_start_and_a_stop_are_one_info_each() {
-    guard("a_start_and_a_stop_are_one_info_each", || {
+    guard!(|| {
         capture();
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
@@ -120,37 +120,34 @@ fn a_start_and_a_stop_are_one_info_each() {
 /// on the same directory starts after the `Exited`, not before.
 #[test]
 fn a_directorys_next_session_starts_after_the_last_one_exited_even_if_logging_blocks() {
-    guard(
-        "a_directorys_next_session_starts_after_the_last_one_exited_even_if_logging_blocks",
-        || {
-            capture();
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let events = sup.subscribe();
-            let first = projects.session(0);
-            let (held_tx, held) = bounded(1);
-            let (release, gate) = bounded(0);
-            let text = format!("session {} ended", first.id());
-            *HOLD.lock().unwrap() = Some(Hold {
-                text,
-                held: held_tx,
-                gate,
-            });
-            let first = sup.start_session(first, stub::returns()).expect("first");
-            recv_within(&held, "the first session's end to be logged");
-            let second = sup
-                .start_session(projects.session(0), stub::idle())
-                .expect("second");
-            drop(release);
-            let order: Vec<_> = (0..3)
-                .map(|_| match events.recv_timeout(TIMEOUT).expect("an event") {
-                    SessionEvent::Started { id, .. } => ("Started", id),
-                    SessionEvent::Exited { id, .. } => ("Exited", id),
-                    other => panic!("{other:?}"),
-                })
-                .collect();
-            let (a, b) = (*first.id(), *second.id());
-            assert_eq!(order, [("Started", a), ("Exited", a), ("Started", b)]);
-        },
-    );
+    guard!(|| {
+        capture();
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let events = sup.subscribe();
+        let first = projects.session(0);
+        let (held_tx, held) = bounded(1);
+        let (release, gate) = bounded(0);
+        let text = format!("session {} ended", first.id());
+        *HOLD.lock().unwrap() = Some(Hold {
+            text,
+            held: held_tx,
+            gate,
+        });
+        let first = sup.start_session(first, stub::returns()).expect("first");
+        recv_within(&held, "the first session's end to be logged");
+        let second = sup
+            .start_session(projects.session(0), stub::idle())
+            .expect("second");
+        drop(release);
+        let order: Vec<_> = (0..3)
+            .map(|_| match events.recv_timeout(TIMEOUT).expect("an event") {
+                SessionEvent::Started { id, .. } => ("Started", id),
+                SessionEvent::Exited { id, .. } => ("Exited", id),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let (a, b) = (*first.id(), *second.id());
+        assert_eq!(order, [("Started", a), ("Exited", a), ("Started", b)]);
+    });
 }

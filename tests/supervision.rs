@@ -175,7 +175,7 @@ fn start_crashing(
 
 #[test]
 fn permanent_body_that_returns_is_run_again() {
-    guard("permanent_body_that_returns_is_run_again", move || {
+    guard!(move || {
         let (runs, report) = run_to_the_end(Restart::Permanent, Ending::Return);
         assert_eq!(runs, [0, 1, 2]);
         let limit = ExitReason::RestartLimit {
@@ -189,7 +189,7 @@ fn permanent_body_that_returns_is_run_again() {
 
 #[test]
 fn permanent_body_that_panics_is_run_again() {
-    guard("permanent_body_that_panics_is_run_again", move || {
+    guard!(move || {
         let (runs, report) = run_to_the_end(Restart::Permanent, Ending::Panic);
         assert_eq!(runs, [0, 1, 2]);
         let limit = ExitReason::RestartLimit {
@@ -202,20 +202,17 @@ fn permanent_body_that_panics_is_run_again() {
 
 #[test]
 fn transient_body_that_returns_ends_normally_without_a_restart() {
-    guard(
-        "transient_body_that_returns_ends_normally_without_a_restart",
-        move || {
-            let (runs, report) = run_to_the_end(Restart::Transient, Ending::Return);
-            assert_eq!(runs, [0]);
-            assert_eq!(report.reason(), &ExitReason::Normal);
-            assert_eq!(report.restarts(), 0);
-        },
-    );
+    guard!(move || {
+        let (runs, report) = run_to_the_end(Restart::Transient, Ending::Return);
+        assert_eq!(runs, [0]);
+        assert_eq!(report.reason(), &ExitReason::Normal);
+        assert_eq!(report.restarts(), 0);
+    });
 }
 
 #[test]
 fn transient_body_that_panics_is_run_again() {
-    guard("transient_body_that_panics_is_run_again", move || {
+    guard!(move || {
         let (runs, report) = run_to_the_end(Restart::Transient, Ending::Panic);
         assert_eq!(runs, [0, 1, 2]);
         let limit = ExitReason::RestartLimit {
@@ -228,120 +225,105 @@ fn transient_body_that_panics_is_run_again() {
 
 #[test]
 fn temporary_body_that_returns_ends_normally_without_a_restart() {
-    guard(
-        "temporary_body_that_returns_ends_normally_without_a_restart",
-        move || {
-            let (runs, report) = run_to_the_end(Restart::Temporary, Ending::Return);
-            assert_eq!(runs, [0]);
-            assert_eq!(report.reason(), &ExitReason::Normal);
-        },
-    );
+    guard!(move || {
+        let (runs, report) = run_to_the_end(Restart::Temporary, Ending::Return);
+        assert_eq!(runs, [0]);
+        assert_eq!(report.reason(), &ExitReason::Normal);
+    });
 }
 
 #[test]
 fn temporary_body_that_panics_ends_with_its_panic_message() {
-    guard(
-        "temporary_body_that_panics_ends_with_its_panic_message",
-        move || {
-            let (runs, report) = run_to_the_end(Restart::Temporary, Ending::Panic);
-            assert_eq!(runs, [0]);
-            let panicked = ExitReason::Panicked {
-                message: "run 0 failed".into(),
-            };
-            assert_eq!(report.reason(), &panicked);
-            assert_eq!(report.restarts(), 0);
-        },
-    );
+    guard!(move || {
+        let (runs, report) = run_to_the_end(Restart::Temporary, Ending::Panic);
+        assert_eq!(runs, [0]);
+        let panicked = ExitReason::Panicked {
+            message: "run 0 failed".into(),
+        };
+        assert_eq!(report.reason(), &panicked);
+        assert_eq!(report.restarts(), 0);
+    });
 }
 
 #[test]
 fn the_supervisor_policy_applies_to_sessions_started_without_one() {
-    guard(
-        "the_supervisor_policy_applies_to_sessions_started_without_one",
-        move || {
-            let projects = Projects::new(1);
-            let temporary = RestartPolicy::new(Restart::Temporary);
-            let sup = SessionSupervisor::builder()
-                .restart_policy(temporary)
-                .build();
-            let handle = sup
-                .start_session(projects.session(0), |_: &SessionContext| panic!("once"))
-                .expect("start");
-            let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
-            let panicked = ExitReason::Panicked {
-                message: "once".into(),
-            };
-            // The default policy (transient) would have restarted it.
-            assert_eq!(report.reason(), &panicked);
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let temporary = RestartPolicy::new(Restart::Temporary);
+        let sup = SessionSupervisor::builder()
+            .restart_policy(temporary)
+            .build();
+        let handle = sup
+            .start_session(projects.session(0), |_: &SessionContext| panic!("once"))
+            .expect("start");
+        let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
+        let panicked = ExitReason::Panicked {
+            message: "once".into(),
+        };
+        // The default policy (transient) would have restarted it.
+        assert_eq!(report.reason(), &panicked);
+    });
 }
 
 #[test]
 fn a_non_string_panic_payload_is_reported_as_such() {
-    guard(
-        "a_non_string_panic_payload_is_reported_as_such",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let body = body_fn(|_| std::panic::panic_any(42_u32));
-            let policy = RestartPolicy::new(Restart::Temporary);
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, policy)
-                .expect("start");
-            let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
-            let panicked = ExitReason::Panicked {
-                message: "non-string panic payload".into(),
-            };
-            assert_eq!(report.reason(), &panicked);
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let body = body_fn(|_| std::panic::panic_any(42_u32));
+        let policy = RestartPolicy::new(Restart::Temporary);
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, policy)
+            .expect("start");
+        let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
+        let panicked = ExitReason::Panicked {
+            message: "non-string panic payload".into(),
+        };
+        assert_eq!(report.reason(), &panicked);
+    });
 }
 
 // ---- restart intensity ----
 
 #[test]
 fn three_crashes_restart_and_the_fourth_inside_the_window_gives_up() {
-    guard(
-        "three_crashes_restart_and_the_fourth_inside_the_window_gives_up",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let (runs_tx, runs) = unbounded();
-            let (crash, crash_rx) = unbounded();
-            let policy = RestartPolicy::new(Restart::Transient).intensity(3, HOUR);
-            let body = crash_on_command(runs_tx, crash_rx);
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, policy)
-                .expect("start");
-            assert_eq!(recv_within(&runs, "the first run"), 0);
-            for restart in 1..=3 {
-                assert_eq!(crash_and_await_restart(&crash, &runs), restart);
-                assert!(sup.session_running(handle.id()), "restart {restart}");
-            }
-            crash.send(()).expect("the body listens");
-            let report = handle.wait_timeout(TIMEOUT).expect("the session gives up");
-            let limit = ExitReason::RestartLimit {
-                restarts: 3,
-                last_panic: Some("crash 4".into()),
-            };
-            assert_eq!(report.reason(), &limit);
-            assert_eq!(report.restarts(), 3);
-            assert!(runs.try_recv().is_err(), "no run after giving up");
-            assert!(!sup.session_running(handle.id()));
-            assert_eq!(sup.count(), 0);
-            assert!(sup.lookup_by_path(projects.path(0)).is_err());
-            let again = sup.start_session(projects.session(0), |ctx: &SessionContext| {
-                ctx.wait_for_stop()
-            });
-            assert!(again.is_ok(), "the path is free again: {again:?}");
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let (runs_tx, runs) = unbounded();
+        let (crash, crash_rx) = unbounded();
+        let policy = RestartPolicy::new(Restart::Transient).intensity(3, HOUR);
+        let body = crash_on_command(runs_tx, crash_rx);
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, policy)
+            .expect("start");
+        assert_eq!(recv_within(&runs, "the first run"), 0);
+        for restart in 1..=3 {
+            assert_eq!(crash_and_await_restart(&crash, &runs), restart);
+            assert!(sup.session_running(handle.id()), "restart {restart}");
+        }
+        crash.send(()).expect("the body listens");
+        let report = handle.wait_timeout(TIMEOUT).expect("the session gives up");
+        let limit = ExitReason::RestartLimit {
+            restarts: 3,
+            last_panic: Some("crash 4".into()),
+        };
+        assert_eq!(report.reason(), &limit);
+        assert_eq!(report.restarts(), 3);
+        assert!(runs.try_recv().is_err(), "no run after giving up");
+        assert!(!sup.session_running(handle.id()));
+        assert_eq!(sup.count(), 0);
+        assert!(sup.lookup_by_path(projects.path(0)).is_err());
+        let again = sup.start_session(projects.session(0), |ctx: &SessionContext| {
+            ctx.wait_for_stop()
+        });
+        assert!(again.is_ok(), "the path is free again: {again:?}");
+    });
 }
 
 #[test]
 fn zero_max_restarts_gives_up_on_the_first_crash() {
-    guard("zero_max_restarts_gives_up_on_the_first_crash", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
         let policy = RestartPolicy::new(Restart::Permanent).intensity(0, HOUR);
@@ -357,73 +339,66 @@ fn zero_max_restarts_gives_up_on_the_first_crash() {
 
 #[test]
 fn crashes_spread_wider_than_the_window_keep_restarting() {
-    guard(
-        "crashes_spread_wider_than_the_window_keep_restarting",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let (runs_tx, runs) = unbounded();
-            let (crash, crash_rx) = unbounded();
-            // One restart per nanosecond. Each crash waits for the test, which sends it only
-            // after it saw the previous restart: crashes are always further apart.
-            let policy =
-                RestartPolicy::new(Restart::Transient).intensity(1, Duration::from_nanos(1));
-            let body = crash_on_command(runs_tx, crash_rx);
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, policy)
-                .expect("start");
-            assert_eq!(recv_within(&runs, "the first run"), 0);
-            for restart in 1..=10 {
-                assert_eq!(crash_and_await_restart(&crash, &runs), restart);
-            }
-            let report = sup.stop_session(handle.id()).expect("stop");
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert_eq!(report.restarts(), 10);
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let (runs_tx, runs) = unbounded();
+        let (crash, crash_rx) = unbounded();
+        // One restart per nanosecond. Each crash waits for the test, which sends it only
+        // after it saw the previous restart: crashes are always further apart.
+        let policy = RestartPolicy::new(Restart::Transient).intensity(1, Duration::from_nanos(1));
+        let body = crash_on_command(runs_tx, crash_rx);
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, policy)
+            .expect("start");
+        assert_eq!(recv_within(&runs, "the first run"), 0);
+        for restart in 1..=10 {
+            assert_eq!(crash_and_await_restart(&crash, &runs), restart);
+        }
+        let report = sup.stop_session(handle.id()).expect("stop");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+        assert_eq!(report.restarts(), 10);
+    });
 }
 
 // ---- what a restart keeps ----
 
 #[test]
 fn a_restart_keeps_the_id_the_handle_the_path_and_the_registry_entry() {
-    guard(
-        "a_restart_keeps_the_id_the_handle_the_path_and_the_registry_entry",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let (runs_tx, runs) = unbounded();
-            let (crash, crash_rx) = unbounded();
-            let body = crash_on_command(runs_tx, crash_rx);
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, RestartPolicy::default())
-                .expect("start");
-            let id = *handle.id();
-            recv_within(&runs, "the first run");
-            // A rename changes the registry entry: it survives only if the entry does.
-            sup.rename_session(&id, "renamed").expect("rename");
-            assert_eq!(crash_and_await_restart(&crash, &runs), 1);
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let (runs_tx, runs) = unbounded();
+        let (crash, crash_rx) = unbounded();
+        let body = crash_on_command(runs_tx, crash_rx);
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, RestartPolicy::default())
+            .expect("start");
+        let id = *handle.id();
+        recv_within(&runs, "the first run");
+        // A rename changes the registry entry: it survives only if the entry does.
+        sup.rename_session(&id, "renamed").expect("rename");
+        assert_eq!(crash_and_await_restart(&crash, &runs), 1);
 
-            assert!(
-                handle.is_running(),
-                "the handle from before the crash still answers"
-            );
-            assert_eq!(handle.id(), &id);
-            assert_eq!(sup.find_session(&id).expect("find").id(), &id);
-            assert_eq!(sup.lookup(&id).expect("lookup").name(), "renamed");
-            assert_eq!(
-                sup.lookup_by_path(projects.path(0)).expect("path").id(),
-                &id
-            );
-            assert_eq!(sup.lookup_by_name("renamed").expect("name").id(), &id);
-            assert_eq!(sup.list_ids(), [id]);
-            let report = sup
-                .stop_session(&id)
-                .expect("stop through the old handle's id");
-            assert_eq!(report.restarts(), 1);
-            assert_eq!(handle.wait_timeout(Duration::ZERO), Some(report));
-        },
-    );
+        assert!(
+            handle.is_running(),
+            "the handle from before the crash still answers"
+        );
+        assert_eq!(handle.id(), &id);
+        assert_eq!(sup.find_session(&id).expect("find").id(), &id);
+        assert_eq!(sup.lookup(&id).expect("lookup").name(), "renamed");
+        assert_eq!(
+            sup.lookup_by_path(projects.path(0)).expect("path").id(),
+            &id
+        );
+        assert_eq!(sup.lookup_by_name("renamed").expect("name").id(), &id);
+        assert_eq!(sup.list_ids(), [id]);
+        let report = sup
+            .stop_session(&id)
+            .expect("stop through the old handle's id");
+        assert_eq!(report.restarts(), 1);
+        assert_eq!(handle.wait_timeout(Duration::ZERO), Some(report));
+    });
 }
 
 /// A body whose `init` on every restart waits for the test, so a restart can be caught
@@ -452,44 +427,41 @@ impl SessionBody for SlowRestartInit {
 
 #[test]
 fn the_path_stays_reserved_while_a_restart_is_in_init() {
-    guard(
-        "the_path_stays_reserved_while_a_restart_is_in_init",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let (in_init_tx, in_init) = unbounded();
-            let (go, go_rx) = unbounded();
-            let body = SlowRestartInit {
-                in_init: in_init_tx,
-                go: go_rx,
-            };
-            let handle = sup
-                .start_session_with(projects.session(0), body)
-                .expect("start");
-            assert_eq!(recv_within(&in_init, "the restart's init"), 1);
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let (in_init_tx, in_init) = unbounded();
+        let (go, go_rx) = unbounded();
+        let body = SlowRestartInit {
+            in_init: in_init_tx,
+            go: go_rx,
+        };
+        let handle = sup
+            .start_session_with(projects.session(0), body)
+            .expect("start");
+        assert_eq!(recv_within(&in_init, "the restart's init"), 1);
 
-            let id = *handle.id();
-            assert!(sup.session_running(&id));
-            assert_eq!(
-                sup.lookup_by_path(projects.path(0)).expect("path").id(),
-                &id
-            );
-            let taken = sup.start_session(projects.session(0), |_: &SessionContext| {});
-            assert!(
-                matches!(taken, Err(Error::ProjectAlreadyOpen { id: owner, .. }) if owner == id),
-                "{taken:?}"
-            );
-            go.send(()).expect("init waits");
-            let report = sup.stop_session(&id).expect("stop");
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert_eq!(report.restarts(), 1);
-        },
-    );
+        let id = *handle.id();
+        assert!(sup.session_running(&id));
+        assert_eq!(
+            sup.lookup_by_path(projects.path(0)).expect("path").id(),
+            &id
+        );
+        let taken = sup.start_session(projects.session(0), |_: &SessionContext| {});
+        assert!(
+            matches!(taken, Err(Error::ProjectAlreadyOpen { id: owner, .. }) if owner == id),
+            "{taken:?}"
+        );
+        go.send(()).expect("init waits");
+        let report = sup.stop_session(&id).expect("stop");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+        assert_eq!(report.restarts(), 1);
+    });
 }
 
 #[test]
 fn restarts_tells_each_run_how_many_came_before() {
-    guard("restarts_tells_each_run_how_many_came_before", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
         let (runs_tx, runs) = unbounded();
@@ -524,63 +496,60 @@ impl Drop for SetOnDrop {
 
 #[test]
 fn lookups_never_miss_a_session_while_it_restarts() {
-    guard(
-        "lookups_never_miss_a_session_while_it_restarts",
-        move || {
-            const LOOKERS: usize = 4;
-            let projects = Projects::new(1);
-            let sup = Arc::new(SessionSupervisor::new());
-            let start = Arc::new(Barrier::new(LOOKERS + 1));
-            let (settled_tx, settled) = unbounded();
-            let policy = RestartPolicy::new(Restart::Permanent).intensity(1000, HOUR);
-            let gate = Arc::clone(&start);
-            // Crashes 200 times once the lookers run, then idles.
-            let body = body_fn(move |ctx| {
-                if ctx.restarts() == 0 {
-                    gate.wait();
-                }
-                if ctx.restarts() < 200 {
-                    panic!("crash {}", ctx.restarts());
-                }
-                let _ = settled_tx.send(());
-                ctx.wait_for_stop();
-            });
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, policy)
-                .expect("start");
-            let id = *handle.id();
-            let done = Arc::new(AtomicBool::new(false));
-            let _stop_lookers = SetOnDrop(Arc::clone(&done));
-            let path = projects.path(0);
-            let lookers: Vec<_> = (0..LOOKERS)
-                .map(|_| {
-                    let (sup, path) = (Arc::clone(&sup), path.clone());
-                    let (start, done) = (Arc::clone(&start), Arc::clone(&done));
-                    thread::spawn(move || {
-                        start.wait();
-                        let mut lookups = 0_u64;
-                        while !done.load(Ordering::Acquire) {
-                            let found = sup.lookup_by_path(&path).map(|s| *s.id());
-                            assert_eq!(found.ok(), Some(id), "lookup {lookups} missed");
-                            assert_eq!(sup.count(), 1);
-                            lookups += 1;
-                        }
-                    })
-                })
-                .collect();
-            recv_within(&settled, "200 crashes and restarts");
-            done.store(true, Ordering::Release);
-            for looker in lookers {
-                looker.join().expect("every lookup found the session");
+    guard!(move || {
+        const LOOKERS: usize = 4;
+        let projects = Projects::new(1);
+        let sup = Arc::new(SessionSupervisor::new());
+        let start = Arc::new(Barrier::new(LOOKERS + 1));
+        let (settled_tx, settled) = unbounded();
+        let policy = RestartPolicy::new(Restart::Permanent).intensity(1000, HOUR);
+        let gate = Arc::clone(&start);
+        // Crashes 200 times once the lookers run, then idles.
+        let body = body_fn(move |ctx| {
+            if ctx.restarts() == 0 {
+                gate.wait();
             }
-            assert_eq!(sup.stop_session(&id).expect("stop").restarts(), 200);
-        },
-    );
+            if ctx.restarts() < 200 {
+                panic!("crash {}", ctx.restarts());
+            }
+            let _ = settled_tx.send(());
+            ctx.wait_for_stop();
+        });
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, policy)
+            .expect("start");
+        let id = *handle.id();
+        let done = Arc::new(AtomicBool::new(false));
+        let _stop_lookers = SetOnDrop(Arc::clone(&done));
+        let path = projects.path(0);
+        let lookers: Vec<_> = (0..LOOKERS)
+            .map(|_| {
+                let (sup, path) = (Arc::clone(&sup), path.clone());
+                let (start, done) = (Arc::clone(&start), Arc::clone(&done));
+                thread::spawn(move || {
+                    start.wait();
+                    let mut lookups = 0_u64;
+                    while !done.load(Ordering::Acquire) {
+                        let found = sup.lookup_by_path(&path).map(|s| *s.id());
+                        assert_eq!(found.ok(), Some(id), "lookup {lookups} missed");
+                        assert_eq!(sup.count(), 1);
+                        lookups += 1;
+                    }
+                })
+            })
+            .collect();
+        recv_within(&settled, "200 crashes and restarts");
+        done.store(true, Ordering::Release);
+        for looker in lookers {
+            looker.join().expect("every lookup found the session");
+        }
+        assert_eq!(sup.stop_session(&id).expect("stop").restarts(), 200);
+    });
 }
 
 #[test]
 fn a_crashing_session_does_not_disturb_another() {
-    guard("a_crashing_session_does_not_disturb_another", move || {
+    guard!(move || {
         let projects = Projects::new(2);
         let sup = SessionSupervisor::new();
         let (runs_tx, runs) = unbounded();
@@ -628,52 +597,46 @@ impl SessionBody for InitOnRestart {
 
 #[test]
 fn a_panic_in_init_on_a_restart_counts_as_a_crash() {
-    guard(
-        "a_panic_in_init_on_a_restart_counts_as_a_crash",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let body = InitOnRestart {
-                restart_init: || panic!("no config"),
-            };
-            let policy = RestartPolicy::new(Restart::Transient).intensity(2, HOUR);
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, policy)
-                .expect("start");
-            let report = handle.wait_timeout(TIMEOUT).expect("the session gives up");
-            // Run crash, restart 1, init crash, restart 2, init crash: the limit.
-            let limit = ExitReason::RestartLimit {
-                restarts: 2,
-                last_panic: Some("init panicked: no config".into()),
-            };
-            assert_eq!(report.reason(), &limit);
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let body = InitOnRestart {
+            restart_init: || panic!("no config"),
+        };
+        let policy = RestartPolicy::new(Restart::Transient).intensity(2, HOUR);
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, policy)
+            .expect("start");
+        let report = handle.wait_timeout(TIMEOUT).expect("the session gives up");
+        // Run crash, restart 1, init crash, restart 2, init crash: the limit.
+        let limit = ExitReason::RestartLimit {
+            restarts: 2,
+            last_panic: Some("init panicked: no config".into()),
+        };
+        assert_eq!(report.reason(), &limit);
+    });
 }
 
 #[test]
 fn an_init_error_on_a_restart_ends_the_session_with_init_failed() {
-    guard(
-        "an_init_error_on_a_restart_ends_the_session_with_init_failed",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let body = InitOnRestart {
-                restart_init: || Err("no config".into()),
-            };
-            let policy = RestartPolicy::new(Restart::Permanent).intensity(10, HOUR);
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, policy)
-                .expect("start");
-            let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
-            let failed = ExitReason::InitFailed {
-                reason: "no config".into(),
-            };
-            assert_eq!(report.reason(), &failed);
-            assert_eq!(report.restarts(), 1);
-            assert_eq!(sup.count(), 0);
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let body = InitOnRestart {
+            restart_init: || Err("no config".into()),
+        };
+        let policy = RestartPolicy::new(Restart::Permanent).intensity(10, HOUR);
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, policy)
+            .expect("start");
+        let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
+        let failed = ExitReason::InitFailed {
+            reason: "no config".into(),
+        };
+        assert_eq!(report.reason(), &failed);
+        assert_eq!(report.restarts(), 1);
+        assert_eq!(sup.count(), 0);
+    });
 }
 
 /// A body whose first `init` fails as `first_init` says.
@@ -727,80 +690,71 @@ fn assert_first_init_failure_fails_the_start(
 
 #[test]
 fn a_first_init_error_fails_the_start_and_leaves_nothing_registered() {
-    guard(
-        "a_first_init_error_fails_the_start_and_leaves_nothing_registered",
-        move || assert_first_init_failure_fails_the_start(|| Err("no config".into()), "no config"),
-    );
+    guard!(move || assert_first_init_failure_fails_the_start(
+        || Err("no config".into()),
+        "no config"
+    ));
 }
 
 #[test]
 fn a_first_init_panic_fails_the_start_and_leaves_nothing_registered() {
-    guard(
-        "a_first_init_panic_fails_the_start_and_leaves_nothing_registered",
-        move || {
-            assert_first_init_failure_fails_the_start(
-                || panic!("no config"),
-                "init panicked: no config",
-            )
-        },
-    );
+    guard!(move || {
+        assert_first_init_failure_fails_the_start(
+            || panic!("no config"),
+            "init panicked: no config",
+        )
+    });
 }
 
 // ---- exit reasons through stop ----
 
 #[test]
 fn stop_reports_stopped_with_the_restart_count_and_run_time() {
-    guard(
-        "stop_reports_stopped_with_the_restart_count_and_run_time",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let (runs_tx, runs) = unbounded();
-            let (crash, crash_rx) = unbounded();
-            let began = Instant::now();
-            let body = crash_on_command(runs_tx, crash_rx);
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, RestartPolicy::default())
-                .expect("start");
-            recv_within(&runs, "the first run");
-            crash_and_await_restart(&crash, &runs);
-            crash_and_await_restart(&crash, &runs);
-            let report = sup.stop_session(handle.id()).expect("stop");
-            let elapsed = began.elapsed();
-            assert_eq!(report.id(), handle.id());
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert_eq!(report.restarts(), 2);
-            assert!(
-                report.run_time() <= elapsed,
-                "{:?} > {elapsed:?}",
-                report.run_time()
-            );
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let (runs_tx, runs) = unbounded();
+        let (crash, crash_rx) = unbounded();
+        let began = Instant::now();
+        let body = crash_on_command(runs_tx, crash_rx);
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, RestartPolicy::default())
+            .expect("start");
+        recv_within(&runs, "the first run");
+        crash_and_await_restart(&crash, &runs);
+        crash_and_await_restart(&crash, &runs);
+        let report = sup.stop_session(handle.id()).expect("stop");
+        let elapsed = began.elapsed();
+        assert_eq!(report.id(), handle.id());
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+        assert_eq!(report.restarts(), 2);
+        assert!(
+            report.run_time() <= elapsed,
+            "{:?} > {elapsed:?}",
+            report.run_time()
+        );
+    });
 }
 
 #[test]
 fn stop_reports_the_panic_message_of_a_body_that_panics_when_stopped() {
-    guard(
-        "stop_reports_the_panic_message_of_a_body_that_panics_when_stopped",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let (inits_tx, inits) = unbounded();
-            let policy = RestartPolicy::new(Restart::Permanent).intensity(10, HOUR);
-            let body = PanicsWhenStopped { inits: inits_tx };
-            let handle = sup
-                .start_session_with_policy(projects.session(0), body, policy)
-                .expect("start");
-            let report = sup.stop_session(handle.id()).expect("stop");
-            let panicked = ExitReason::Panicked {
-                message: "flush failed: 3 bytes left".into(),
-            };
-            assert_eq!(report.reason(), &panicked);
-            // A crash while a stop is requested is not restarted, even when permanent.
-            assert_eq!(inits.try_iter().collect::<Vec<_>>(), [0]);
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let (inits_tx, inits) = unbounded();
+        let policy = RestartPolicy::new(Restart::Permanent).intensity(10, HOUR);
+        let body = PanicsWhenStopped { inits: inits_tx };
+        let handle = sup
+            .start_session_with_policy(projects.session(0), body, policy)
+            .expect("start");
+        let report = sup.stop_session(handle.id()).expect("stop");
+        let panicked = ExitReason::Panicked {
+            message: "flush failed: 3 bytes left".into(),
+        };
+        assert_eq!(report.reason(), &panicked);
+        // A crash while a stop is requested is not restarted, even when permanent.
+        assert_eq!(inits.try_iter().collect::<Vec<_>>(), [0]);
+    });
 }
 
 /// A body that idles until stopped, then panics with a formatted message.
@@ -824,65 +778,59 @@ impl SessionBody for PanicsWhenStopped {
 
 #[test]
 fn stop_during_a_backoff_ends_the_session_promptly() {
-    guard(
-        "stop_during_a_backoff_ends_the_session_promptly",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().stop_timeout(TIMEOUT).build();
-            let session = projects.session(0);
-            let restarting = log_tap::listen(session.id(), "restarting");
-            let policy = RestartPolicy::default().backoff(Duration::from_secs(60));
-            let handle = start_crashing(&sup, session, policy);
-            recv_within(
-                &restarting,
-                "the restart decision, right before the backoff",
-            );
-            assert!(handle.is_running());
-            assert_eq!(
-                sup.lookup_by_path(projects.path(0))
-                    .expect("path reserved during the backoff")
-                    .id(),
-                handle.id()
-            );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().stop_timeout(TIMEOUT).build();
+        let session = projects.session(0);
+        let restarting = log_tap::listen(session.id(), "restarting");
+        let policy = RestartPolicy::default().backoff(Duration::from_secs(60));
+        let handle = start_crashing(&sup, session, policy);
+        recv_within(
+            &restarting,
+            "the restart decision, right before the backoff",
+        );
+        assert!(handle.is_running());
+        assert_eq!(
+            sup.lookup_by_path(projects.path(0))
+                .expect("path reserved during the backoff")
+                .id(),
+            handle.id()
+        );
 
-            let asked = Instant::now();
-            let report = sup
-                .stop_session(handle.id())
-                .expect("stopped before the timeout");
-            let took = asked.elapsed();
-            assert!(took < Duration::from_secs(5), "the stop took {took:?}");
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert_eq!(report.restarts(), 0, "the restart never happened");
-        },
-    );
+        let asked = Instant::now();
+        let report = sup
+            .stop_session(handle.id())
+            .expect("stopped before the timeout");
+        let took = asked.elapsed();
+        assert!(took < Duration::from_secs(5), "the stop took {took:?}");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+        assert_eq!(report.restarts(), 0, "the restart never happened");
+    });
 }
 
 #[test]
 fn shutdown_during_a_backoff_ends_the_session_promptly() {
-    guard(
-        "shutdown_during_a_backoff_ends_the_session_promptly",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().stop_timeout(TIMEOUT).build();
-            let session = projects.session(0);
-            let restarting = log_tap::listen(session.id(), "restarting");
-            let policy = RestartPolicy::default().backoff(Duration::from_secs(60));
-            let handle = start_crashing(&sup, session, policy);
-            recv_within(
-                &restarting,
-                "the restart decision, right before the backoff",
-            );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().stop_timeout(TIMEOUT).build();
+        let session = projects.session(0);
+        let restarting = log_tap::listen(session.id(), "restarting");
+        let policy = RestartPolicy::default().backoff(Duration::from_secs(60));
+        let handle = start_crashing(&sup, session, policy);
+        recv_within(
+            &restarting,
+            "the restart decision, right before the backoff",
+        );
 
-            let asked = Instant::now();
-            let report = sup.shutdown();
-            let took = asked.elapsed();
-            assert!(took < Duration::from_secs(5), "the shutdown took {took:?}");
-            assert!(report.is_complete());
-            assert_eq!(report.exited().len(), 1);
-            assert_eq!(report.exited()[0].id(), handle.id());
-            assert_eq!(report.exited()[0].reason(), &ExitReason::Stopped);
-        },
-    );
+        let asked = Instant::now();
+        let report = sup.shutdown();
+        let took = asked.elapsed();
+        assert!(took < Duration::from_secs(5), "the shutdown took {took:?}");
+        assert!(report.is_complete());
+        assert_eq!(report.exited().len(), 1);
+        assert_eq!(report.exited()[0].id(), handle.id());
+        assert_eq!(report.exited()[0].reason(), &ExitReason::Stopped);
+    });
 }
 
 /// A body that counts its `init`s and crashes on its first run only.
@@ -906,7 +854,7 @@ impl SessionBody for CountsInits {
 
 #[test]
 fn a_stop_during_a_restart_runs_no_new_run() {
-    guard("a_stop_during_a_restart_runs_no_new_run", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         // A zero timeout: the stop only asks, so the test can let the restart go on.
         let sup = SessionSupervisor::builder()
@@ -962,7 +910,7 @@ impl SessionBody for StopArrivesInRestartInit {
 
 #[test]
 fn a_stop_during_a_restarts_init_runs_no_new_run() {
-    guard("a_stop_during_a_restarts_init_runs_no_new_run", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
         let (in_init_tx, in_init) = unbounded();
@@ -988,35 +936,32 @@ fn a_stop_during_a_restarts_init_runs_no_new_run() {
 
 #[test]
 fn dropping_the_supervisor_joins_a_session_that_is_ending_on_its_own() {
-    guard(
-        "dropping_the_supervisor_joins_a_session_that_is_ending_on_its_own",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let session = projects.session(0);
-            // Held in its end-of-session log call, after unregistering itself.
-            let (ended, release) = log_tap::hold(session.id(), "ended");
-            let (exit_tx, exit) = unbounded();
-            let body = body_fn(move |_| {
-                common::signal_on_thread_exit(exit_tx.clone());
-            });
-            let handle = sup.start_session(session, body).expect("start");
-            recv_within(&ended, "the session logging its end");
-            assert!(handle.is_running(), "the thread is still at work");
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let session = projects.session(0);
+        // Held in its end-of-session log call, after unregistering itself.
+        let (ended, release) = log_tap::hold(session.id(), "ended");
+        let (exit_tx, exit) = unbounded();
+        let body = body_fn(move |_| {
+            common::signal_on_thread_exit(exit_tx.clone());
+        });
+        let handle = sup.start_session(session, body).expect("start");
+        recv_within(&ended, "the session logging its end");
+        assert!(handle.is_running(), "the thread is still at work");
 
-            let (dropped_tx, dropped) = unbounded();
-            let dropper = thread::spawn(move || {
-                drop(sup);
-                let _ = dropped_tx.send(exit.try_recv().is_ok());
-            });
-            // A drop that joins the thread cannot return while it is held.
-            let early = dropped.recv_timeout(Duration::from_secs(1)).ok();
-            drop(release);
-            let joined = early.unwrap_or_else(|| recv_within(&dropped, "the drop"));
-            dropper.join().expect("the dropper");
-            assert!(joined, "drop returned while the session thread still ran");
-        },
-    );
+        let (dropped_tx, dropped) = unbounded();
+        let dropper = thread::spawn(move || {
+            drop(sup);
+            let _ = dropped_tx.send(exit.try_recv().is_ok());
+        });
+        // A drop that joins the thread cannot return while it is held.
+        let early = dropped.recv_timeout(Duration::from_secs(1)).ok();
+        drop(release);
+        let joined = early.unwrap_or_else(|| recv_within(&dropped, "the drop"));
+        dropper.join().expect("the dropper");
+        assert!(joined, "drop returned while the session thread still ran");
+    });
 }
 
 /// Stops its own session from inside its first `init`, then records whether `run` ran.
@@ -1046,23 +991,20 @@ impl SessionBody for StopsItselfInInit {
 /// Only restarts skip their run once a stop was requested.
 #[test]
 fn the_first_run_starts_even_if_a_stop_came_during_init() {
-    guard(
-        "the_first_run_starts_even_if_a_stop_came_during_init",
-        move || {
-            let projects = Projects::new(1);
-            let sup = Arc::new(SessionSupervisor::new());
-            let cell = Arc::new(std::sync::OnceLock::new());
-            cell.set(Arc::downgrade(&sup)).expect("empty");
-            let (ran_tx, ran_rx) = unbounded();
-            let body = StopsItselfInInit {
-                sup: cell,
-                ran: ran_tx,
-            };
-            let handle = sup.start_session_with(projects.session(0), body).unwrap();
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = Arc::new(SessionSupervisor::new());
+        let cell = Arc::new(std::sync::OnceLock::new());
+        cell.set(Arc::downgrade(&sup)).expect("empty");
+        let (ran_tx, ran_rx) = unbounded();
+        let body = StopsItselfInInit {
+            sup: cell,
+            ran: ran_tx,
+        };
+        let handle = sup.start_session_with(projects.session(0), body).unwrap();
 
-            assert!(recv_within(&ran_rx, "run"), "run saw the stop request");
-            let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-        },
-    );
+        assert!(recv_within(&ran_rx, "run"), "run saw the stop request");
+        let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+    });
 }

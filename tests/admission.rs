@@ -100,7 +100,7 @@ fn split(outcomes: Vec<Outcome>) -> (Vec<Session>, Vec<(Session, Error)>) {
 fn assert_indexes_agree(sup: &SessionSupervisor, admitted: &[Session], round: usize) {
     assert_eq!(sup.count(), admitted.len(), "round {round}: count");
     let mut listed = sup.list_ids();
-    let mut expected: Vec<SessionId> = admitted.iter().map(|s| *s.id()).collect();
+    let mut expected: Vec<SessionId> = admitted.iter().map(|s| s.id()).collect();
     listed.sort();
     expected.sort();
     assert_eq!(listed, expected, "round {round}: listed ids");
@@ -171,7 +171,7 @@ fn storm_on_one_path_admits_exactly_one() {
             let (admitted, refused) = split(racers.race(&sup, sessions));
 
             assert_eq!(admitted.len(), 1, "round {round}: admitted");
-            let winner = *admitted[0].id();
+            let winner = admitted[0].id();
             for (session, err) in &refused {
                 assert!(
                     matches!(err, Error::ProjectAlreadyOpen { path, id }

@@ -271,7 +271,7 @@ fn bad_id_string_is_invalid_id() {
                 other => panic!("{text:?}: expected InvalidId, got {other:?}"),
             }
         }
-        assert_eq!(real.parse::<SessionId>().unwrap(), *fixture.running.id());
+        assert_eq!(real.parse::<SessionId>().unwrap(), fixture.running.id());
         // Version 4 in form, but of the Microsoft variant: not an id this crate makes.
         let microsoft = "123e4567-e89b-42d3-c456-426614174000";
         match microsoft.parse::<SessionId>() {
@@ -314,7 +314,7 @@ fn max_sessions_zero_builds_and_admits_nothing() {
 
 // The crate's decision: a zero timeout means "do not wait"; the stop still happens.
 #[test]
-fn zero_stop_timeout_stop_requests_shutdown_without_waiting() {
+fn zero_stop_timeout_stop_requests_the_stop_without_waiting() {
     guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder()
@@ -330,22 +330,22 @@ fn zero_stop_timeout_stop_requests_shutdown_without_waiting() {
                 let _ = gate_rx.recv();
             })
             .unwrap();
-        let id = *handle.id();
+        let id = handle.id();
 
-        let err = sup.stop_session(&id).unwrap_err();
+        let err = sup.stop_session(id).unwrap_err();
 
         assert!(
             matches!(err, Error::StopTimeout { id: got, timeout } if got == id && timeout.is_zero()),
             "{err:?}"
         );
         recv_within(&observed_rx, "the body to see the stop request");
-        assert!(sup.session_running(&id), "registered until the body ends");
-        assert_eq!(sup.lookup_by_path(projects.path(0)).unwrap().id(), &id);
+        assert!(sup.session_running(id), "registered until the body ends");
+        assert_eq!(sup.lookup_by_path(projects.path(0)).unwrap().id(), id);
 
         drop(gate_tx);
         let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
         assert_eq!(report.reason(), &ExitReason::Stopped);
-        assert!(!sup.session_running(&id));
+        assert!(!sup.session_running(id));
         assert!(sup.lookup_by_path(projects.path(0)).is_err());
     });
 }
@@ -378,7 +378,7 @@ fn stop_of_an_unknown_id_is_not_found() {
         let fixture = Fixture::new();
         let unknown = SessionId::new();
 
-        let err = fixture.sup.stop_session(&unknown).unwrap_err();
+        let err = fixture.sup.stop_session(unknown).unwrap_err();
 
         assert!(
             matches!(&err, Error::NotFound { key: SessionKey::Id(id) } if *id == unknown),
@@ -396,7 +396,7 @@ fn rename_of_an_unknown_id_is_not_found() {
 
         let err = fixture
             .sup
-            .rename_session(&unknown, "a fine name")
+            .rename_session(unknown, "a fine name")
             .unwrap_err();
 
         assert!(
@@ -424,8 +424,8 @@ fn send_to_an_unknown_id_is_not_found_and_hands_the_message_back() {
         let before = sup.list_all();
         let unknown = SessionId::new();
 
-        let sent = sup.send(&unknown, "hello".to_owned());
-        let tried = sup.try_send(&unknown, "again".to_owned());
+        let sent = sup.send(unknown, "hello".to_owned());
+        let tried = sup.try_send(unknown, "again".to_owned());
 
         for (result, text) in [(sent, "hello"), (tried, "again")] {
             let (err, message) = result.expect_err("nobody to send to").into_parts();

@@ -3,24 +3,27 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{guard, recv_within, Projects, TIMEOUT};
 use session_supervisor::crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
 use session_supervisor::{
-    body_fn, stub, ExitReason, Restart, RestartPolicy, SessionContext, SessionEvent, SessionId,
+    stub, ExitReason, Restart, RestartPolicy, Session, SessionContext, SessionEvent, SessionId,
     SessionSupervisor, Subscription, EVENT_QUEUE_CAPACITY,
 };
 
 /// How many sessions the never-read subscriber test starts and stops.
 const CYCLES: usize = 10_000;
 
-fn started(id: &SessionId, path: std::path::PathBuf) -> SessionEvent {
-    SessionEvent::Started { id: *id, path }
+/// The `Started` event of `session`, once checked that it runs in directory `path`.
+fn started(session: Session, path: PathBuf) -> SessionEvent {
+    assert_eq!(session.project_path(), path, "{session:?}");
+    SessionEvent::Started { session }
 }
 
-fn exited(id: &SessionId, reason: ExitReason) -> SessionEvent {
-    SessionEvent::Exited { id: *id, reason }
+fn exited(session: Session, reason: ExitReason) -> SessionEvent {
+    SessionEvent::Exited { session, reason }
 }
 
 /// The next `n` events of `subscription`, failing if any takes longer than [`TIMEOUT`].
@@ -51,19 +54,19 @@ fn every_subscriber_sees_started_then_exited_for_each_session_in_order() {
             })
             .collect();
         for handle in handles.iter().rev() {
-            sup.stop_session(handle.id()).unwrap();
+            handle.stop().unwrap();
         }
 
-        // start_session returns after Started and stop_session after Exited, so
+        // A start returns after its Started and a stop after its Exited, so
         // the order across sessions is fixed too.
         let mut expected: Vec<_> = (0..3)
-            .map(|i| started(handles[i].id(), projects.path(i)))
+            .map(|i| started(handles[i].session(), projects.path(i)))
             .collect();
         expected.extend(
             handles
                 .iter()
                 .rev()
-                .map(|h| exited(h.id(), ExitReason::Stopped)),
+                .map(|h| exited(h.session(), ExitReason::Stopped)),
         );
         for (n, subscriber) in subscribers.iter().enumerate() {
             assert_eq!(next_events(subscriber, 6), expected, "subscriber {n}");
@@ -78,14 +81,14 @@ fn every_subscriber_sees_started_then_exited_for_each_session_in_order() {
 fn panics_then_returns_then_idles(
     third_run: Sender<()>,
 ) -> impl FnMut(&SessionContext) + Send + 'static {
-    body_fn(move |ctx: &SessionContext| match ctx.restarts() {
+    move |ctx: &SessionContext| match ctx.restarts() {
         0 => panic!("first run"),
         1 => {}
         _ => {
             third_run.send(()).unwrap();
             ctx.wait_for_stop();
         }
-    })
+    }
 }
 
 #[test]
@@ -96,31 +99,29 @@ fn every_subscriber_sees_each_restart_between_started_and_exited() {
         let subscribers = [sup.subscribe(), sup.subscribe()];
         let (third_tx, third_rx) = unbounded();
         let handle = sup
-            .start_session_with_policy(
-                projects.session(0),
-                panics_then_returns_then_idles(third_tx),
-                RestartPolicy::new(Restart::Permanent),
-            )
+            .start(projects.session(0))
+            .policy(RestartPolicy::new(Restart::Permanent))
+            .run(panics_then_returns_then_idles(third_tx))
             .unwrap();
         recv_within(&third_rx, "the third run");
-        sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
 
-        let id = *handle.id();
+        let session = handle.session();
         let expected = vec![
-            started(&id, projects.path(0)),
+            started(session.clone(), projects.path(0)),
             SessionEvent::Restarted {
-                id,
+                session: session.clone(),
                 restarts: 1,
                 reason: ExitReason::Panicked {
                     message: "first run".into(),
                 },
             },
             SessionEvent::Restarted {
-                id,
+                session: session.clone(),
                 restarts: 2,
                 reason: ExitReason::Normal,
             },
-            exited(&id, ExitReason::Stopped),
+            exited(session, ExitReason::Stopped),
         ];
         for (n, subscriber) in subscribers.iter().enumerate() {
             assert_eq!(next_events(subscriber, 4), expected, "subscriber {n}");
@@ -140,7 +141,9 @@ fn exited_carries_the_reason_of_a_session_that_ended_by_itself() {
             .unwrap();
         let policy = RestartPolicy::new(Restart::Temporary);
         let panicked = sup
-            .start_session_with_policy(projects.session(1), stub::panics("boom"), policy)
+            .start(projects.session(1))
+            .policy(policy)
+            .run(stub::panics("boom"))
             .unwrap();
         // wait_timeout returns once the thread is done, after its Exited event.
         returned.wait_timeout(TIMEOUT).expect("the first ended");
@@ -149,13 +152,13 @@ fn exited_carries_the_reason_of_a_session_that_ended_by_itself() {
         let seen = waiting_events(&events);
 
         let of =
-            |id: &SessionId| -> Vec<_> { seen.iter().filter(|e| e.id() == id).cloned().collect() };
+            |id: SessionId| -> Vec<_> { seen.iter().filter(|e| e.id() == id).cloned().collect() };
         assert_eq!(seen.len(), 4, "{seen:?}");
         assert_eq!(
             of(returned.id()),
             [
-                started(returned.id(), projects.path(0)),
-                exited(returned.id(), ExitReason::Normal)
+                started(returned.session(), projects.path(0)),
+                exited(returned.session(), ExitReason::Normal)
             ]
         );
         let boom = ExitReason::Panicked {
@@ -164,8 +167,8 @@ fn exited_carries_the_reason_of_a_session_that_ended_by_itself() {
         assert_eq!(
             of(panicked.id()),
             [
-                started(panicked.id(), projects.path(1)),
-                exited(panicked.id(), boom)
+                started(panicked.session(), projects.path(1)),
+                exited(panicked.session(), boom)
             ]
         );
     });
@@ -181,11 +184,11 @@ fn a_subscriber_sees_only_events_after_it_subscribed() {
             .unwrap();
 
         let late = sup.subscribe();
-        sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
 
         assert_eq!(
             waiting_events(&late),
-            [exited(handle.id(), ExitReason::Stopped)]
+            [exited(handle.session(), ExitReason::Stopped)]
         );
     });
 }
@@ -197,13 +200,13 @@ fn a_never_read_subscriber_does_not_block_10_000_start_stop_cycles_and_stays_bou
         let sup = SessionSupervisor::new();
         let never_read = sup.subscribe();
 
-        let ids: Vec<SessionId> = (0..CYCLES)
+        let sessions: Vec<Session> = (0..CYCLES)
             .map(|_| {
                 let handle = sup
                     .start_session(projects.session(0), stub::idle())
                     .unwrap();
-                sup.stop_session(handle.id()).unwrap();
-                *handle.id()
+                handle.stop().unwrap();
+                handle.session()
             })
             .collect();
 
@@ -212,9 +215,14 @@ fn a_never_read_subscriber_does_not_block_10_000_start_stop_cycles_and_stays_bou
         assert_eq!(never_read.dropped(), (total - EVENT_QUEUE_CAPACITY) as u64);
         // What is left are the newest events: those of the last sessions, in order.
         let path = projects.path(0);
-        let newest = ids[CYCLES - EVENT_QUEUE_CAPACITY / 2..]
+        let newest = sessions[CYCLES - EVENT_QUEUE_CAPACITY / 2..]
             .iter()
-            .flat_map(|id| [started(id, path.clone()), exited(id, ExitReason::Stopped)]);
+            .flat_map(|session| {
+                [
+                    started(session.clone(), path.clone()),
+                    exited(session.clone(), ExitReason::Stopped),
+                ]
+            });
         assert!(
             waiting_events(&never_read).into_iter().eq(newest),
             "the queue does not hold the newest events in order"
@@ -248,7 +256,7 @@ fn a_dropped_subscription_is_pruned_at_the_next_event() {
         }
         assert_eq!(
             kept.try_recv(),
-            Some(started(handle.id(), projects.path(0)))
+            Some(started(handle.session(), projects.path(0)))
         );
     });
 }
@@ -265,10 +273,13 @@ fn a_subscription_ends_once_the_supervisor_is_dropped() {
 
         drop(sup);
 
-        assert_eq!(events.recv(), Some(started(handle.id(), projects.path(0))));
         assert_eq!(
             events.recv(),
-            Some(exited(handle.id(), ExitReason::Stopped))
+            Some(started(handle.session(), projects.path(0)))
+        );
+        assert_eq!(
+            events.recv(),
+            Some(exited(handle.session(), ExitReason::Stopped))
         );
         // recv, not recv_timeout: it must not block once nobody can publish.
         assert_eq!(events.recv(), None);
@@ -289,11 +300,11 @@ fn wait_for_skips_other_events_until_one_matches() {
             .unwrap();
 
         let found = events.wait_for(
-            |e| matches!(e, SessionEvent::Exited { id, .. } if id == ends.id()),
+            |e| matches!(e, SessionEvent::Exited { session, .. } if session.id() == ends.id()),
             TIMEOUT,
         );
 
-        assert_eq!(found, Some(exited(ends.id(), ExitReason::Normal)));
+        assert_eq!(found, Some(exited(ends.session(), ExitReason::Normal)));
         assert!(!sup.session_running(ends.id()));
         assert!(sup.session_running(other.id()));
     });
@@ -340,6 +351,6 @@ fn wait_until_stopped_waits_for_the_end_of_a_session() {
 
         assert!(!sup.session_running(gated.id()));
         assert!(sup.session_running(idle.id()));
-        assert!(sup.wait_until_stopped(&SessionId::new(), Duration::ZERO));
+        assert!(sup.wait_until_stopped(SessionId::new(), Duration::ZERO));
     });
 }

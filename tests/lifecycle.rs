@@ -28,29 +28,26 @@ impl SessionBody for ReportsInit {
     }
 }
 
-/// A body whose `init` fails with this message.
-struct FailingInit(&'static str);
+/// How [`FailingInit`] fails.
+#[derive(Clone, Copy, Debug)]
+enum InitFailure {
+    Error,
+    Panic,
+}
+
+/// A body whose `init` fails with this message, as an error or as a panic.
+struct FailingInit(InitFailure, &'static str);
 
 impl SessionBody for FailingInit {
     fn init(&mut self, _: &SessionContext) -> Result<(), InitError> {
-        Err(self.0.into())
+        match self.0 {
+            InitFailure::Error => Err(self.1.into()),
+            InitFailure::Panic => panic!("{}", self.1),
+        }
     }
 
     fn run(&mut self, _: &SessionContext) {
         panic!("run must not be called after a failed init");
-    }
-}
-
-/// A body whose `init` panics with this message.
-struct PanickingInit(&'static str);
-
-impl SessionBody for PanickingInit {
-    fn init(&mut self, _: &SessionContext) -> Result<(), InitError> {
-        panic!("{}", self.0);
-    }
-
-    fn run(&mut self, _: &SessionContext) {
-        panic!("run must not be called after a panicking init");
     }
 }
 
@@ -82,7 +79,7 @@ fn start_session_registers_the_session() {
         assert_eq!(sup.count(), 1);
         assert_eq!(sup.lookup(session.id()).unwrap(), session);
         assert_eq!(sup.lookup_by_path(projects.path(0)).unwrap(), session);
-        assert_eq!(sup.list_ids(), vec![*session.id()]);
+        assert_eq!(sup.list_ids(), vec![session.id()]);
         assert!(sup.session_running(session.id()));
     });
 }
@@ -101,7 +98,7 @@ fn start_session_returns_a_handle_to_the_running_session() {
 
         assert_eq!(handle.id(), session.id());
         // The body runs with this very session.
-        assert_eq!(recv_within(&ran_rx, "the body to run"), (*session.id(), 0));
+        assert_eq!(recv_within(&ran_rx, "the body to run"), (session.id(), 0));
         assert!(handle.is_running());
         assert!(!handle.stop_requested());
         assert_eq!(sup.find_session(session.id()).unwrap().id(), handle.id());
@@ -120,8 +117,7 @@ fn start_returns_after_init_ran_on_a_thread_named_after_the_session() {
             .unwrap();
         let (init_tx, init_rx) = unbounded();
 
-        sup.start_session_with(session, ReportsInit(init_tx))
-            .unwrap();
+        sup.start(session).body(ReportsInit(init_tx)).unwrap();
 
         // Not recv_within: init must already have run when start_session returned.
         let thread_name = init_rx.try_recv().expect("init ran before start returned");
@@ -156,7 +152,7 @@ fn start_fails_at_the_limit_and_admits_again_after_a_stop() {
         // The refused body was dropped without ever running.
         assert_eq!(ran_rx.try_recv(), Err(TryRecvError::Disconnected));
 
-        sup.stop_session(first.id()).unwrap();
+        first.stop().unwrap();
         let admitted = sup.start_session(third, stub::idle()).unwrap();
         assert!(sup.session_running(admitted.id()));
     });
@@ -170,14 +166,14 @@ fn start_fails_for_a_duplicate_id() {
         let first = projects.session(0);
         sup.start_session(first.clone(), stub::idle()).unwrap();
         let same_id = Session::builder(projects.path(1))
-            .id(*first.id())
+            .id(first.id())
             .build()
             .unwrap();
 
         let err = sup.start_session(same_id, stub::idle()).unwrap_err();
 
         assert!(
-            matches!(&err, Error::SessionExists { id } if id == first.id()),
+            matches!(&err, Error::SessionExists { id } if *id == first.id()),
             "{err:?}"
         );
         assert_eq!(sup.count(), 1);
@@ -200,7 +196,7 @@ fn start_fails_for_a_duplicate_path() {
 
         assert!(
             matches!(&err, Error::ProjectAlreadyOpen { path, id }
-                if *path == projects.path(0) && id == first.id()),
+                if *path == projects.path(0) && *id == first.id()),
             "{err:?}"
         );
         assert_eq!(sup.count(), 1);
@@ -235,7 +231,7 @@ fn start_fails_for_the_same_path_spelled_differently() {
                 .unwrap_err();
             assert!(
                 matches!(&err, Error::ProjectAlreadyOpen { path, id }
-                    if *path == canonical && id == first.id()),
+                    if *path == canonical && *id == first.id()),
                 "{spelling:?} gave {err:?}"
             );
         }
@@ -243,40 +239,42 @@ fn start_fails_for_the_same_path_spelled_differently() {
     });
 }
 
+/// Each way a first `init` fails: the rows of the tests `failing_init_leaves_nothing_registered`
+/// and `panicking_init_leaves_nothing_registered`, with the text the reason must contain.
+const FAILED_INITS: [(InitFailure, &str, &str); 2] = [
+    (InitFailure::Error, "no config file", "no config file"),
+    (InitFailure::Panic, "init exploded", "init exploded"),
+];
+
+/// Starts a session whose `init` fails, for each row of [`FAILED_INITS`], and checks
+/// that the start failed saying so and that nothing stayed registered.
 #[test]
-fn failing_init_leaves_nothing_registered() {
+fn a_failed_init_leaves_nothing_registered() {
     guard!(move || {
-        start_fails_and_leaves_nothing(FailingInit("no config file"), "no config file");
+        for (failure, message, reason_part) in FAILED_INITS {
+            let case = format!("init {failure:?} {message:?}");
+            let projects = Projects::new(1);
+            let sup = SessionSupervisor::new();
+            let session = projects.session(0);
+
+            let err = sup
+                .start(session.clone())
+                .body(FailingInit(failure, message))
+                .unwrap_err();
+
+            assert!(
+                matches!(&err, Error::StartFailed { id, reason }
+                    if *id == session.id() && reason.contains(reason_part)),
+                "{case}: {err:?}"
+            );
+            assert_eq!(sup.count(), 0, "{case}: count");
+            assert!(!sup.session_running(session.id()), "{case}: running");
+            // Freed before start returned: the very next start on the path succeeds.
+            assert!(path_is_free(&sup, projects.path(0)), "{case}: path free");
+            sup.start_session(projects.session(0), stub::idle())
+                .unwrap_or_else(|err| panic!("{case}: start again: {err}"));
+        }
     });
-}
-
-#[test]
-fn panicking_init_leaves_nothing_registered() {
-    guard!(move || {
-        start_fails_and_leaves_nothing(PanickingInit("init exploded"), "init exploded");
-    });
-}
-
-/// Starts a session whose `init` fails with `reason`, and checks that the start failed
-/// saying so and that nothing stayed registered.
-fn start_fails_and_leaves_nothing(body: impl SessionBody, reason_part: &str) {
-    let projects = Projects::new(1);
-    let sup = SessionSupervisor::new();
-    let session = projects.session(0);
-
-    let err = sup.start_session_with(session.clone(), body).unwrap_err();
-
-    assert!(
-        matches!(&err, Error::StartFailed { id, reason }
-            if id == session.id() && reason.contains(reason_part)),
-        "{err:?}"
-    );
-    assert_eq!(sup.count(), 0);
-    assert!(!sup.session_running(session.id()));
-    // Freed before start returned: the very next start on the path succeeds.
-    assert!(path_is_free(&sup, projects.path(0)));
-    sup.start_session(projects.session(0), stub::idle())
-        .unwrap();
 }
 
 // A thread the OS refuses to create must not leave a registered session behind.
@@ -294,7 +292,7 @@ fn failed_spawn_leaves_nothing_registered() {
             .unwrap_err();
 
         assert!(
-            matches!(&err, Error::Spawn { id, .. } if id == session.id()),
+            matches!(&err, Error::Spawn { id, .. } if *id == session.id()),
             "{err:?}"
         );
         assert_eq!(sup.count(), 0);
@@ -310,21 +308,21 @@ fn find_running_and_list_follow_a_session_until_it_is_stopped() {
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
-        let id = *handle.id();
+        let id = handle.id();
 
-        assert_eq!(sup.find_session(&id).unwrap().id(), &id);
-        assert!(sup.session_running(&id));
-        let listed: Vec<SessionId> = sup.list_sessions().iter().map(|h| *h.id()).collect();
+        assert_eq!(sup.find_session(id).unwrap().id(), id);
+        assert!(sup.session_running(id));
+        let listed: Vec<SessionId> = sup.list_sessions().iter().map(|h| h.id()).collect();
         assert_eq!(listed, vec![id]);
 
-        sup.stop_session(&id).unwrap();
+        sup.stop_session(id).unwrap();
 
-        let err = sup.find_session(&id).unwrap_err();
+        let err = sup.find_session(id).unwrap_err();
         assert!(
             matches!(&err, Error::NotFound { key: SessionKey::Id(got) } if *got == id),
             "{err:?}"
         );
-        assert!(!sup.session_running(&id));
+        assert!(!sup.session_running(id));
         assert!(sup.list_sessions().is_empty());
         assert!(!handle.is_running());
     });
@@ -346,7 +344,7 @@ fn create_session_starts_a_session_named_after_its_folder() {
         assert_eq!(session.project_path(), folder);
         assert_eq!(
             recv_within(&ran_rx, "the created session to run").0,
-            *session.id()
+            session.id()
         );
         assert_eq!(sup.lookup(session.id()).unwrap(), session);
         assert_eq!(sup.count(), 1);
@@ -438,7 +436,7 @@ fn create_session_fails_for_an_open_project() {
             .unwrap_err();
 
         assert!(
-            matches!(&err, Error::ProjectAlreadyOpen { id, .. } if id == first.id()),
+            matches!(&err, Error::ProjectAlreadyOpen { id, .. } if *id == first.id()),
             "{err:?}"
         );
         assert_eq!(sup.list_all(), vec![first]);
@@ -495,7 +493,7 @@ fn panicking_body_is_unregistered_and_other_sessions_live_on() {
         // The other session never restarted and still answers a stop.
         assert_eq!(ran_rx.try_recv(), Err(TryRecvError::Empty));
         assert!(other.is_running());
-        let stopped = sup.stop_session(other.id()).unwrap();
+        let stopped = other.stop().unwrap();
         assert_eq!(stopped.reason(), &ExitReason::Stopped);
         assert_eq!(stopped.restarts(), 0);
     });
@@ -562,10 +560,10 @@ fn late_exit_never_removes_a_newer_session_with_the_same_id() {
             assert_eq!(old_report.reason(), &ExitReason::Normal);
             assert!(!old.is_running());
             assert!(new.is_running(), "round {round}");
-            assert!(sup.session_running(&id), "round {round}: new entry removed");
-            assert_eq!(sup.lookup(&id).unwrap().project_path(), projects.path(1));
+            assert!(sup.session_running(id), "round {round}: new entry removed");
+            assert_eq!(sup.lookup(id).unwrap().project_path(), projects.path(1));
             assert!(path_is_free(&sup, projects.path(0)));
-            let stopped = sup.stop_session(&id).unwrap();
+            let stopped = sup.stop_session(id).unwrap();
             assert_eq!(stopped.reason(), &ExitReason::Stopped, "round {round}");
             assert!(!new.is_running());
         }

@@ -79,25 +79,25 @@ fn never_reads(queued: Sender<()>) -> impl FnMut(&SessionContext<Request>) + Sen
     }
 }
 
-fn assert_session_gone(error: &Error, expected: &SessionId) {
+fn assert_session_gone(error: &Error, expected: SessionId) {
     match error {
-        Error::SessionGone { id } => assert_eq!(id, expected),
+        Error::SessionGone { id } => assert_eq!(*id, expected),
         other => panic!("expected SessionGone for {expected}, got {other:?}"),
     }
 }
 
-fn assert_no_reply(error: &Error, expected: &SessionId) {
+fn assert_no_reply(error: &Error, expected: SessionId) {
     match error {
-        Error::NoReply { id } => assert_eq!(id, expected),
+        Error::NoReply { id } => assert_eq!(*id, expected),
         other => panic!("expected NoReply for {expected}, got {other:?}"),
     }
 }
 
-fn assert_not_found(error: &Error, expected: &SessionId) {
+fn assert_not_found(error: &Error, expected: SessionId) {
     match error {
         Error::NotFound {
             key: SessionKey::Id(id),
-        } => assert_eq!(id, expected),
+        } => assert_eq!(*id, expected),
         other => panic!("expected NotFound for {expected}, got {other:?}"),
     }
 }
@@ -136,7 +136,7 @@ fn messages_from_several_senders_all_arrive_in_per_sender_order() {
             next[sender] += 1;
         }
         assert_eq!(next, [PER_SENDER; SENDERS]);
-        sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
         assert!(out_rx.try_recv().is_err(), "more messages than were sent");
     });
 }
@@ -166,7 +166,7 @@ fn call_times_out_when_the_session_keeps_the_reply_end_unanswered() {
 
         match result {
             Err(Error::CallTimeout { id, timeout: t }) => {
-                assert_eq!(&id, handle.id());
+                assert_eq!(id, handle.id());
                 assert_eq!(t, timeout);
             }
             other => panic!("expected CallTimeout, got {other:?}"),
@@ -315,7 +315,7 @@ fn queued_message_dropped_by_stop(sup: SessionSupervisor<Sender<()>>) {
     let (message, dropped) = unbounded::<()>();
     handle.send(message).unwrap();
 
-    sup.stop_session(handle.id()).unwrap();
+    handle.stop().unwrap();
 
     assert_eq!(
         dropped.try_recv(),
@@ -332,7 +332,7 @@ fn send_to_a_stopped_session_hands_the_message_back() {
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
-        sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
 
         let sent = handle.send("by send".to_owned()).unwrap_err();
         assert_session_gone(sent.error(), handle.id());
@@ -378,7 +378,7 @@ fn send_error_converts_into_error_with_the_question_mark() {
             .start_session(projects.session(0), stub::idle())
             .unwrap();
         assert!(send_one(&handle).is_ok());
-        sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
 
         assert_session_gone(&send_one(&handle).unwrap_err(), handle.id());
     });
@@ -388,8 +388,8 @@ fn send_error_converts_into_error_with_the_question_mark() {
 fn call_to_a_stopped_session_is_session_gone() {
     guard!(move || {
         let projects = Projects::new(1);
-        let (sup, handle, _held) = keeper_session(&projects);
-        sup.stop_session(handle.id()).unwrap();
+        let (_sup, handle, _held) = keeper_session(&projects);
+        handle.stop().unwrap();
 
         let began = Instant::now();
         let result = handle.call(|r| Request::Answer(1, r), LONG_CALL);
@@ -493,14 +493,14 @@ fn try_send_to_a_full_mailbox_hands_the_message_back_and_stop_still_works() {
         handle.try_send(2).unwrap();
 
         let full = handle.try_send(3).unwrap_err();
-        assert!(matches!(full.error(), Error::MailboxFull { id } if id == handle.id()));
+        assert!(matches!(full.error(), Error::MailboxFull { id } if *id == handle.id()));
         assert_eq!(full.into_message(), 3);
         let full = sup.try_send(handle.id(), 4).unwrap_err();
         assert!(matches!(full.error(), Error::MailboxFull { .. }));
         assert_eq!(full.into_message(), 4);
 
         // Within the 5 s stop timeout, or this is a StopTimeout error.
-        let report = sup.stop_session(handle.id()).unwrap();
+        let report = handle.stop().unwrap();
         assert_eq!(report.reason(), &ExitReason::Stopped);
     });
 }
@@ -522,7 +522,7 @@ fn a_send_blocked_on_a_full_mailbox_gets_its_message_back_when_the_session_stops
             thread::spawn(move || handle.send(2))
         };
 
-        sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
 
         let err = sender.join().unwrap().unwrap_err();
         assert!(matches!(err.error(), Error::SessionGone { .. }));
@@ -591,21 +591,21 @@ fn send_and_call_by_unknown_id_are_not_found_and_hand_the_message_back() {
         let unknown = SessionId::new();
 
         let (error, message) = sup
-            .send(&unknown, "sent".to_owned())
+            .send(unknown, "sent".to_owned())
             .unwrap_err()
             .into_parts();
-        assert_not_found(&error, &unknown);
+        assert_not_found(&error, unknown);
         assert_eq!(message, "sent");
 
         let (error, message) = sup
-            .try_send(&unknown, "tried".to_owned())
+            .try_send(unknown, "tried".to_owned())
             .unwrap_err()
             .into_parts();
-        assert_not_found(&error, &unknown);
+        assert_not_found(&error, unknown);
         assert_eq!(message, "tried");
 
-        let called = sup.call(&unknown, |_: ReplyTo<()>| "called".to_owned(), LONG_CALL);
-        assert_not_found(&called.unwrap_err(), &unknown);
+        let called = sup.call(unknown, |_: ReplyTo<()>| "called".to_owned(), LONG_CALL);
+        assert_not_found(&called.unwrap_err(), unknown);
     });
 }
 
@@ -617,7 +617,7 @@ fn send_by_id_after_the_session_stopped_is_not_found() {
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
-        sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
 
         let err = sup.send(handle.id(), 8).unwrap_err();
 
@@ -635,7 +635,7 @@ enum Seen {
 }
 
 #[test]
-fn try_recv_and_recv_timeout_report_empty_timeout_message_and_shutdown() {
+fn try_recv_and_recv_timeout_report_empty_timeout_message_and_stopped() {
     guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder()
@@ -682,7 +682,7 @@ fn try_recv_and_recv_timeout_report_empty_timeout_message_and_shutdown() {
 }
 
 #[test]
-fn recv_timeout_returns_shutdown_when_a_stop_comes_while_it_waits() {
+fn recv_timeout_returns_stopped_when_a_stop_comes_while_it_waits() {
     guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder().messages::<u32>().build();
@@ -697,7 +697,7 @@ fn recv_timeout_returns_shutdown_when_a_stop_comes_while_it_waits() {
         recv_within(&waiting_rx, "the body to wait for a message");
 
         // Within the 5 s stop timeout: recv_timeout woke well before its 60 s.
-        let report = sup.stop_session(handle.id()).unwrap();
+        let report = handle.stop().unwrap();
 
         assert_eq!(report.reason(), &ExitReason::Stopped);
         assert_eq!(seen_rx.try_recv(), Ok(Err(RecvTimeoutError::Stopped)));
@@ -750,7 +750,7 @@ fn messages_sent_before_and_during_a_restart_are_read_by_the_next_run() {
             gate,
             notes,
         };
-        let handle = sup.start_session_with(projects.session(0), body).unwrap();
+        let handle = sup.start(projects.session(0)).body(body).unwrap();
         handle.send(Step::Note("first run")).unwrap();
         handle.send(Step::Crash).unwrap();
         handle
@@ -765,7 +765,7 @@ fn messages_sent_before_and_during_a_restart_are_read_by_the_next_run() {
         assert_eq!(next(), (0, "first run"));
         assert_eq!(next(), (1, "queued before the restart"));
         assert_eq!(next(), (1, "sent during the restart"));
-        let report = sup.stop_session(handle.id()).unwrap();
+        let report = handle.stop().unwrap();
         assert_eq!(report.restarts(), 1);
     });
 }

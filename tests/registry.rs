@@ -32,7 +32,7 @@ fn named_sessions(projects: &Projects, dirs: &[usize], name: &str) -> Vec<Sessio
 }
 
 fn ids(sessions: &[Session]) -> Vec<SessionId> {
-    sessions.iter().map(|s| *s.id()).collect()
+    sessions.iter().map(|s| s.id()).collect()
 }
 
 fn assert_path_not_found(result: Result<Session, Error>, given: &Path) {
@@ -72,12 +72,12 @@ fn register_checks_the_limit_then_the_id_then_the_path() {
         // Same id and same path: the id is reported.
         let err = registry.register(first.clone()).unwrap_err();
         assert!(
-            matches!(&err, Error::SessionExists { id } if id == first.id()),
+            matches!(&err, Error::SessionExists { id } if *id == first.id()),
             "{err:?}"
         );
         let err = registry.register(projects.session(0)).unwrap_err();
         assert!(
-            matches!(&err, Error::ProjectAlreadyOpen { id, .. } if id == first.id()),
+            matches!(&err, Error::ProjectAlreadyOpen { id, .. } if *id == first.id()),
             "{err:?}"
         );
         assert_eq!(registry.count(), 1);
@@ -171,13 +171,13 @@ fn lookup_of_an_unknown_id_is_not_found() {
         registry.register(projects.session(0)).unwrap();
         let unknown = SessionId::new();
 
-        let err = registry.lookup(&unknown).unwrap_err();
+        let err = registry.lookup(unknown).unwrap_err();
 
         assert!(
             matches!(&err, Error::NotFound { key: SessionKey::Id(id) } if *id == unknown),
             "{err:?}"
         );
-        assert!(!registry.contains(&unknown));
+        assert!(!registry.contains(unknown));
     });
 }
 
@@ -253,7 +253,7 @@ fn update_to_a_new_path_moves_the_path_index() {
         let registry = SessionRegistry::new(5);
         let original = registry.register(projects.session(0)).unwrap();
         let moved = Session::builder(projects.path(1))
-            .id(*original.id())
+            .id(original.id())
             .build()
             .unwrap();
 
@@ -277,7 +277,7 @@ fn update_onto_another_sessions_path_is_refused_and_changes_nothing() {
         let b = registry.register(projects.session(1)).unwrap();
         let before = registry.list_all();
         let clash = Session::builder(projects.path(1))
-            .id(*a.id())
+            .id(a.id())
             .build()
             .unwrap();
 
@@ -285,7 +285,7 @@ fn update_onto_another_sessions_path_is_refused_and_changes_nothing() {
 
         assert!(
             matches!(&err, Error::ProjectAlreadyOpen { id, path }
-                    if id == b.id() && *path == projects.path(1)),
+                    if *id == b.id() && *path == projects.path(1)),
             "{err:?}"
         );
         assert_eq!(registry.list_all(), before);
@@ -305,7 +305,7 @@ fn update_of_an_unknown_session_is_not_found_and_adds_nothing() {
         let err = registry.update(stranger.clone()).unwrap_err();
 
         assert!(
-            matches!(&err, Error::NotFound { key: SessionKey::Id(id) } if id == stranger.id()),
+            matches!(&err, Error::NotFound { key: SessionKey::Id(id) } if *id == stranger.id()),
             "{err:?}"
         );
         assert_eq!(registry.list_all(), before);
@@ -381,7 +381,7 @@ fn rename_session_moves_updated_at_and_keeps_lookups_right() {
         assert_eq!(sup.lookup_by_name("renamed").unwrap(), renamed);
         assert!(sup.lookup_by_name(original.name()).is_err());
         // The body keeps the metadata it started with.
-        sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
         let seen = recv_within(&name_rx, "the body's view of its name");
         assert_eq!(seen, original.name());
     });
@@ -415,8 +415,8 @@ fn list_sessions_is_in_start_order_and_list_all_oldest_first() {
                 .unwrap();
         }
 
-        let started: Vec<SessionId> = sup.list_sessions().iter().map(|h| *h.id()).collect();
-        let expected: Vec<SessionId> = start_order.iter().map(|&i| *sessions[i].id()).collect();
+        let started: Vec<SessionId> = sup.list_sessions().iter().map(|h| h.id()).collect();
+        let expected: Vec<SessionId> = start_order.iter().map(|&i| sessions[i].id()).collect();
         assert_eq!(started, expected);
         assert_eq!(sup.list_all(), sessions);
         assert_eq!(sup.list_ids(), ids(&sessions));

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::{guard, recv_within, Projects, TIMEOUT};
 use crossbeam_channel::{unbounded, Sender, TryRecvError};
 use session_supervisor::{
-    body_fn, stub, Error, ExitReason, Restart, RestartPolicy, SessionContext, SessionHandle,
-    SessionId, SessionSupervisor,
+    stub, Error, ExitReason, Restart, RestartPolicy, SessionContext, SessionHandle, SessionId,
+    SessionSupervisor,
 };
 
 /// An intensity window no test outlasts.
@@ -42,7 +42,7 @@ fn start_idle(sup: &SessionSupervisor, projects: &Projects, n: usize) -> Vec<Ses
 }
 
 fn ids(handles: &[SessionHandle]) -> Vec<SessionId> {
-    handles.iter().map(|h| *h.id()).collect()
+    handles.iter().map(|h| h.id()).collect()
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn shutdown_stops_every_session_and_reports_each_newest_first() {
 
         assert!(report.is_complete());
         assert!(report.timed_out().is_empty());
-        let reported: Vec<_> = report.exited().iter().map(|r| *r.id()).collect();
+        let reported: Vec<_> = report.exited().iter().map(|r| r.id()).collect();
         let mut newest_first = ids(&handles);
         newest_first.reverse();
         assert_eq!(reported, newest_first);
@@ -91,7 +91,9 @@ fn shutdown_reports_each_exit_reason_and_panic_message() {
         // Restarted twice before the shutdown: the report carries the count.
         let policy = RestartPolicy::new(Restart::Permanent).intensity(5, HOUR);
         let restarted = sup
-            .start_session_with_policy(projects.session(2), returns_twice(runs_tx), policy)
+            .start(projects.session(2))
+            .policy(policy)
+            .run(returns_twice(runs_tx))
             .expect("start the restarted session");
         for run in 0..3 {
             assert_eq!(recv_within(&runs, "the next run"), run);
@@ -158,8 +160,8 @@ fn shutdown_does_not_report_sessions_that_ended_before_it() {
             .expect("start");
 
         let report = sup.shutdown();
-        let reported: Vec<_> = report.exited().iter().map(|r| *r.id()).collect();
-        assert_eq!(reported, [*running.id()]);
+        let reported: Vec<_> = report.exited().iter().map(|r| r.id()).collect();
+        assert_eq!(reported, [running.id()]);
     });
 }
 
@@ -190,11 +192,12 @@ fn start_after_shutdown_fails_with_shutting_down_and_never_runs_the_body() {
         });
         assert!(matches!(started, Err(Error::ShuttingDown)), "{started:?}");
         let tx = ran_tx.clone();
-        let body = body_fn(move |_| {
-            let _ = tx.send(());
-        });
-        let with_policy =
-            sup.start_session_with_policy(projects.session(0), body, RestartPolicy::default());
+        let with_policy = sup
+            .start(projects.session(0))
+            .policy(RestartPolicy::default())
+            .run(move |_| {
+                let _ = tx.send(());
+            });
         assert!(
             matches!(with_policy, Err(Error::ShuttingDown)),
             "{with_policy:?}"
@@ -311,13 +314,14 @@ fn shutdown_during_crash_loops_ends_every_session() {
         let handles: Vec<_> = (0..SESSIONS)
             .map(|i| {
                 let tx = crashing_tx.clone();
-                let body = body_fn(move |ctx| {
-                    if ctx.restarts() == 3 {
-                        let _ = tx.send(());
-                    }
-                    panic!("crash {}", ctx.restarts());
-                });
-                sup.start_session_with_policy(projects.session(i), body, policy)
+                sup.start(projects.session(i))
+                    .policy(policy)
+                    .run(move |ctx| {
+                        if ctx.restarts() == 3 {
+                            let _ = tx.send(());
+                        }
+                        panic!("crash {}", ctx.restarts());
+                    })
                     .expect("start")
             })
             .collect();
@@ -327,7 +331,7 @@ fn shutdown_during_crash_loops_ends_every_session() {
         let report = sup.shutdown();
 
         assert!(report.is_complete());
-        let reported: BTreeSet<_> = report.exited().iter().map(|r| *r.id()).collect();
+        let reported: BTreeSet<_> = report.exited().iter().map(|r| r.id()).collect();
         assert_eq!(reported, ids(&handles).into_iter().collect());
         for exit in report.exited() {
             let crashed_or_stopped = match exit.reason() {
@@ -363,7 +367,7 @@ fn concurrent_shutdowns_each_return_with_every_session_ended() {
         for caller in callers {
             let report = caller.join().expect("shutdown");
             assert!(report.is_complete());
-            reported.extend(report.exited().iter().map(|r| *r.id()));
+            reported.extend(report.exited().iter().map(|r| r.id()));
         }
         assert_eq!(reported, ids(&handles).into_iter().collect());
         assert!(handles.iter().all(|h| !h.is_running()));

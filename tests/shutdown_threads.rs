@@ -22,7 +22,7 @@ fn start_running(sup: &SessionSupervisor, projects: &Projects) -> BTreeSet<Sessi
         .map(|i| {
             let body = stub::reports(runs_tx.clone());
             let handle = sup.start_session(projects.session(i), body).expect("start");
-            *handle.id()
+            handle.id()
         })
         .collect();
     for _ in 0..RUNNING {
@@ -62,7 +62,7 @@ fn shutdown_of_100_sessions_reports_each_and_leaves_no_thread_running() {
         let report = sup.shutdown();
         assert!(report.is_complete(), "{:?}", report.timed_out());
         assert_eq!(report.exited().len(), RUNNING);
-        let reported: BTreeSet<_> = report.exited().iter().map(|r| *r.id()).collect();
+        let reported: BTreeSet<_> = report.exited().iter().map(|r| r.id()).collect();
         assert_eq!(reported, started);
         assert!(report
             .exited()

@@ -29,15 +29,15 @@ fn idle_until_thread_exit(exited: Sender<()>) -> impl FnMut(&SessionContext) + S
 fn reports_stop(observed: Sender<SessionId>) -> impl FnMut(&SessionContext) + Send + 'static {
     move |ctx: &SessionContext| {
         ctx.wait_for_stop();
-        let _ = observed.send(*ctx.id());
+        let _ = observed.send(ctx.id());
     }
 }
 
-fn assert_not_found_by_id(result: Result<impl std::fmt::Debug, Error>, expected: &SessionId) {
+fn assert_not_found_by_id(result: Result<impl std::fmt::Debug, Error>, expected: SessionId) {
     match result {
         Err(Error::NotFound {
             key: SessionKey::Id(id),
-        }) => assert_eq!(&id, expected),
+        }) => assert_eq!(id, expected),
         other => panic!("expected NotFound for {expected}, got {other:?}"),
     }
 }
@@ -120,7 +120,7 @@ fn stop_several_sessions_one_by_one_leaves_the_others_running() {
         for (stopped, handle) in handles.iter().enumerate() {
             let report = sup.stop_session(handle.id()).unwrap();
             assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert_eq!(observed_rx.try_recv(), Ok(*handle.id()));
+            assert_eq!(observed_rx.try_recv(), Ok(handle.id()));
             assert_eq!(sup.count(), SESSIONS - stopped - 1);
             for later in &handles[stopped + 1..] {
                 assert!(later.is_running() && !later.stop_requested());
@@ -151,10 +151,10 @@ fn stop_from_the_sessions_own_thread_returns_at_once_and_the_session_ends() {
         let (result, requested) = recv_within(&result_rx, "the body's own stop_session");
 
         assert!(
-            matches!(&result, Err(Error::StopFromOwnThread { id }) if id == handle.id()),
+            matches!(&result, Err(Error::StopFromOwnThread { id }) if *id == handle.id()),
             "{result:?}"
         );
-        assert!(requested, "shutdown was requested all the same");
+        assert!(requested, "the stop was requested all the same");
         let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
         assert_eq!(report.reason(), &ExitReason::Stopped);
         assert!(!sup.session_running(handle.id()));
@@ -231,7 +231,7 @@ fn race_stops(
 }
 
 #[test]
-fn stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends() {
+fn stop_of_a_body_ignoring_its_stop_times_out_and_keeps_its_path_until_it_ends() {
     guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder().stop_timeout(SHORT).build();
@@ -239,10 +239,10 @@ fn stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends()
         let handle = sup
             .start_session(projects.session(0), stub::gated(gate_rx))
             .unwrap();
-        let id = *handle.id();
+        let id = handle.id();
 
         let asked = Instant::now();
-        let err = sup.stop_session(&id).unwrap_err();
+        let err = sup.stop_session(id).unwrap_err();
         let waited = asked.elapsed();
 
         assert!(
@@ -251,13 +251,13 @@ fn stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends()
         );
         assert!(waited >= SHORT, "gave up after {waited:?}");
         assert!(handle.stop_requested() && handle.is_running());
-        assert_path_reserved(&sup, &projects, &id);
+        assert_path_reserved(&sup, &projects, id);
         // Still stuck: another stop times out again and changes nothing.
         assert!(matches!(
-            sup.stop_session(&id),
+            sup.stop_session(id),
             Err(Error::StopTimeout { .. })
         ));
-        assert_path_reserved(&sup, &projects, &id);
+        assert_path_reserved(&sup, &projects, id);
 
         gate_tx.send(()).unwrap();
         let report = handle
@@ -265,7 +265,7 @@ fn stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends()
             .expect("the released body ends");
 
         assert_eq!(report.reason(), &ExitReason::Stopped);
-        assert!(!sup.session_running(&id));
+        assert!(!sup.session_running(id));
         assert!(sup.lookup_by_path(projects.path(0)).is_err());
         let next = sup
             .start_session(projects.session(0), stub::idle())
@@ -275,14 +275,14 @@ fn stop_of_a_body_ignoring_shutdown_times_out_and_keeps_its_path_until_it_ends()
 }
 
 /// The stuck session `id` still owns project 0.
-fn assert_path_reserved(sup: &SessionSupervisor, projects: &Projects, id: &SessionId) {
+fn assert_path_reserved(sup: &SessionSupervisor, projects: &Projects, id: SessionId) {
     assert!(sup.session_running(id));
     assert_eq!(sup.lookup_by_path(projects.path(0)).unwrap().id(), id);
     let err = sup
         .start_session(projects.session(0), stub::idle())
         .unwrap_err();
     assert!(
-        matches!(&err, Error::ProjectAlreadyOpen { id: owner, .. } if owner == id),
+        matches!(&err, Error::ProjectAlreadyOpen { id: owner, .. } if *owner == id),
         "{err:?}"
     );
 }
@@ -302,7 +302,7 @@ fn dropping_the_supervisor_stops_and_joins_every_session() {
                 .start_session(projects.session(i), move |ctx| {
                     common::signal_on_thread_exit(exited.clone());
                     ctx.wait_for_stop();
-                    let _ = observed.send(*ctx.id());
+                    let _ = observed.send(ctx.id());
                 })
                 .unwrap();
             handles.push(handle);
@@ -313,7 +313,7 @@ fn dropping_the_supervisor_stops_and_joins_every_session() {
 
         // Not recv_within: the drop returned only after every thread was joined.
         let mut observed: Vec<SessionId> = observed_rx.try_iter().collect();
-        let mut expected: Vec<SessionId> = handles.iter().map(|h| *h.id()).collect();
+        let mut expected: Vec<SessionId> = handles.iter().map(|h| h.id()).collect();
         observed.sort();
         expected.sort();
         assert_eq!(observed, expected, "every body saw the stop");

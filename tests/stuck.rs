@@ -25,15 +25,17 @@ fn start_stuck(
     // Permanent: a release must still not run it again, as the stop was requested.
     let policy = RestartPolicy::new(Restart::Permanent);
     let handle = sup
-        .start_session_with_policy(projects.session(i), stub::gated(gate_rx), policy)
+        .start(projects.session(i))
+        .policy(policy)
+        .run(stub::gated(gate_rx))
         .expect("start");
     (handle, gate)
 }
 
-fn assert_timed_out(result: Result<impl std::fmt::Debug, Error>, id: &SessionId, after: Duration) {
+fn assert_timed_out(result: Result<impl std::fmt::Debug, Error>, id: SessionId, after: Duration) {
     match result {
         Err(Error::StopTimeout { id: stuck, timeout }) => {
-            assert_eq!(&stuck, id);
+            assert_eq!(stuck, id);
             assert_eq!(timeout, after);
         }
         other => panic!("expected StopTimeout, got {other:?}"),
@@ -77,13 +79,10 @@ fn a_stuck_session_keeps_its_path_until_it_returns_and_then_frees_it() {
             .stop_timeout(Duration::from_millis(100))
             .build();
         let (handle, gate) = start_stuck(&sup, &projects, 0);
-        let id = *handle.id();
-        assert!(sup.stop_session(&id).is_err());
+        let id = handle.id();
+        assert!(sup.stop_session(id).is_err());
 
-        assert_eq!(
-            sup.lookup_by_path(projects.path(0)).expect("path").id(),
-            &id
-        );
+        assert_eq!(sup.lookup_by_path(projects.path(0)).expect("path").id(), id);
         assert_eq!(sup.count(), 1);
         let taken = sup.start_session(projects.session(0), stub::idle());
         assert!(
@@ -93,7 +92,7 @@ fn a_stuck_session_keeps_its_path_until_it_returns_and_then_frees_it() {
 
         drop(gate);
         assert_ends_stopped(&handle);
-        assert!(!sup.session_running(&id));
+        assert!(!sup.session_running(id));
         assert!(sup.lookup_by_path(projects.path(0)).is_err());
         assert_eq!(sup.count(), 0);
         let again = sup
@@ -164,11 +163,11 @@ fn shutdown_lists_stuck_sessions_as_timed_out_within_one_timeout_and_stops_the_r
 
         assert!(!report.is_complete());
         let newest_first = |handles: Vec<&SessionHandle>| -> Vec<SessionId> {
-            handles.iter().rev().map(|h| *h.id()).collect()
+            handles.iter().rev().map(|h| h.id()).collect()
         };
         let stuck_ids = newest_first(stuck.iter().map(|(h, _)| h).collect());
         assert_eq!(report.timed_out(), stuck_ids);
-        let exited: Vec<_> = report.exited().iter().map(|r| *r.id()).collect();
+        let exited: Vec<_> = report.exited().iter().map(|r| r.id()).collect();
         assert_eq!(exited, newest_first(idle.iter().collect()));
         assert!(report
             .exited()
@@ -205,12 +204,12 @@ fn a_second_shutdown_waits_again_for_sessions_still_stuck() {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
         let (handle, gate) = start_stuck(&sup, &projects, 0);
-        assert_eq!(sup.shutdown().timed_out(), [*handle.id()]);
+        assert_eq!(sup.shutdown().timed_out(), [handle.id()]);
 
         let asked = Instant::now();
         let again = sup.shutdown();
         let took = asked.elapsed();
-        assert_eq!(again.timed_out(), [*handle.id()]);
+        assert_eq!(again.timed_out(), [handle.id()]);
         assert!(took >= timeout, "did not wait again: {took:?}");
 
         drop(gate);

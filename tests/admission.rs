@@ -100,7 +100,7 @@ fn split(outcomes: Vec<Outcome>) -> (Vec<Session>, Vec<(Session, Error)>) {
 fn assert_indexes_agree(sup: &SessionSupervisor, admitted: &[Session], round: usize) {
     assert_eq!(sup.count(), admitted.len(), "round {round}: count");
     let mut listed = sup.list_ids();
-    let mut expected: Vec<SessionId> = admitted.iter().map(|s| *s.id()).collect();
+    let mut expected: Vec<SessionId> = admitted.iter().map(|s| s.id()).collect();
     listed.sort();
     expected.sort();
     assert_eq!(listed, expected, "round {round}: listed ids");
@@ -132,34 +132,31 @@ fn assert_not_registered(sup: &SessionSupervisor, session: &Session, round: usiz
 
 #[test]
 fn storm_on_distinct_paths_admits_exactly_the_limit() {
-    guard(
-        "storm_on_distinct_paths_admits_exactly_the_limit",
-        move || {
-            let projects = Projects::new(RACERS);
-            let racers = Racers::new(RACERS);
-            for round in 0..ROUNDS {
-                let sup = supervisor();
-                let sessions = (0..RACERS).map(|i| projects.session(i)).collect();
+    guard!(move || {
+        let projects = Projects::new(RACERS);
+        let racers = Racers::new(RACERS);
+        for round in 0..ROUNDS {
+            let sup = supervisor();
+            let sessions = (0..RACERS).map(|i| projects.session(i)).collect();
 
-                let (admitted, refused) = split(racers.race(&sup, sessions));
+            let (admitted, refused) = split(racers.race(&sup, sessions));
 
-                assert_eq!(admitted.len(), LIMIT, "round {round}: admitted");
-                for (session, err) in &refused {
-                    assert!(
-                        matches!(err, Error::SessionLimitReached { max: LIMIT }),
-                        "round {round}: {err:?}"
-                    );
-                    assert_not_registered(&sup, session, round);
-                }
-                assert_indexes_agree(&sup, &admitted, round);
+            assert_eq!(admitted.len(), LIMIT, "round {round}: admitted");
+            for (session, err) in &refused {
+                assert!(
+                    matches!(err, Error::SessionLimitReached { max: LIMIT }),
+                    "round {round}: {err:?}"
+                );
+                assert_not_registered(&sup, session, round);
             }
-        },
-    );
+            assert_indexes_agree(&sup, &admitted, round);
+        }
+    });
 }
 
 #[test]
 fn storm_on_one_path_admits_exactly_one() {
-    guard("storm_on_one_path_admits_exactly_one", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let canonical = projects.path(0);
         // Two spellings of the one directory: still one project.
@@ -174,7 +171,7 @@ fn storm_on_one_path_admits_exactly_one() {
             let (admitted, refused) = split(racers.race(&sup, sessions));
 
             assert_eq!(admitted.len(), 1, "round {round}: admitted");
-            let winner = *admitted[0].id();
+            let winner = admitted[0].id();
             for (session, err) in &refused {
                 assert!(
                     matches!(err, Error::ProjectAlreadyOpen { path, id }
@@ -190,7 +187,7 @@ fn storm_on_one_path_admits_exactly_one() {
 
 #[test]
 fn storm_on_one_id_admits_exactly_one() {
-    guard("storm_on_one_id_admits_exactly_one", move || {
+    guard!(move || {
         let projects = Projects::new(RACERS);
         let racers = Racers::new(RACERS);
         for round in 0..ROUNDS {

@@ -99,23 +99,20 @@ fn invalid_path_reason(err: Error, given: &Path) -> String {
 
 #[test]
 fn relative_path_to_a_missing_dir_is_invalid_path() {
-    guard(
-        "relative_path_to_a_missing_dir_is_invalid_path",
-        move || {
-            let fixture = Fixture::new();
-            let given = PathBuf::from(format!("missing-{}", SessionId::new())).join("project");
-            assert!(given.is_relative());
+    guard!(move || {
+        let fixture = Fixture::new();
+        let given = PathBuf::from(format!("missing-{}", SessionId::new())).join("project");
+        assert!(given.is_relative());
 
-            let reason = invalid_path_reason(fixture.create_refused(&given), &given);
+        let reason = invalid_path_reason(fixture.create_refused(&given), &given);
 
-            assert!(reason.contains("does not exist"), "{reason}");
-        },
-    );
+        assert!(reason.contains("does not exist"), "{reason}");
+    });
 }
 
 #[test]
 fn file_path_is_invalid_path() {
-    guard("file_path_is_invalid_path", move || {
+    guard!(move || {
         let fixture = Fixture::new();
         let given = fixture.projects.path(1).join("notes.txt");
         std::fs::write(&given, "a file, not a project").unwrap();
@@ -128,7 +125,7 @@ fn file_path_is_invalid_path() {
 
 #[test]
 fn empty_path_is_invalid_path() {
-    guard("empty_path_is_invalid_path", move || {
+    guard!(move || {
         let fixture = Fixture::new();
         let given = Path::new("");
 
@@ -140,7 +137,7 @@ fn empty_path_is_invalid_path() {
 
 #[test]
 fn path_with_a_nul_byte_is_invalid_path() {
-    guard("path_with_a_nul_byte_is_invalid_path", move || {
+    guard!(move || {
         let fixture = Fixture::new();
         // An existing directory with a NUL appended: no OS call can take it.
         let mut text = fixture.projects.path(1).into_os_string();
@@ -154,7 +151,7 @@ fn path_with_a_nul_byte_is_invalid_path() {
 #[cfg(unix)]
 #[test]
 fn non_utf8_path_is_invalid_path() {
-    guard("non_utf8_path_is_invalid_path", move || {
+    guard!(move || {
         use std::ffi::OsStr;
         use std::os::unix::ffi::OsStrExt;
 
@@ -172,7 +169,7 @@ fn non_utf8_path_is_invalid_path() {
 #[cfg(unix)]
 #[test]
 fn dangling_symlink_is_invalid_path() {
-    guard("dangling_symlink_is_invalid_path", move || {
+    guard!(move || {
         let fixture = Fixture::new();
         let given = fixture.projects.base().join("dangling");
         std::os::unix::fs::symlink(fixture.projects.base().join("gone"), &given).unwrap();
@@ -186,7 +183,7 @@ fn dangling_symlink_is_invalid_path() {
 
 #[test]
 fn empty_name_is_invalid_name() {
-    guard("empty_name_is_invalid_name", move || {
+    guard!(move || {
         let fixture = Fixture::new();
 
         for reason in fixture.name_refused("") {
@@ -197,7 +194,7 @@ fn empty_name_is_invalid_name() {
 
 #[test]
 fn whitespace_name_is_invalid_name() {
-    guard("whitespace_name_is_invalid_name", move || {
+    guard!(move || {
         let fixture = Fixture::new();
 
         for reason in fixture.name_refused(" \t  ") {
@@ -209,7 +206,7 @@ fn whitespace_name_is_invalid_name() {
 // Counted in characters, not bytes: 50 two-byte characters pass, 51 do not.
 #[test]
 fn name_of_51_characters_is_invalid_name() {
-    guard("name_of_51_characters_is_invalid_name", move || {
+    guard!(move || {
         let fixture = Fixture::new();
         let fifty = "é".repeat(50);
         let built = Session::builder(fixture.projects.path(1))
@@ -225,7 +222,7 @@ fn name_of_51_characters_is_invalid_name() {
 
 #[test]
 fn name_with_a_newline_is_invalid_name() {
-    guard("name_with_a_newline_is_invalid_name", move || {
+    guard!(move || {
         let fixture = Fixture::new();
 
         for reason in fixture.name_refused("two\nlines") {
@@ -236,38 +233,35 @@ fn name_with_a_newline_is_invalid_name() {
 
 #[test]
 fn name_with_invisible_or_layout_changing_characters_is_invalid_name() {
-    guard(
-        "name_with_invisible_or_layout_changing_characters_is_invalid_name",
-        move || {
-            let fixture = Fixture::new();
-            let mut session = fixture.projects.session(1);
-            let before = session.clone();
-            // A bidi override, an isolate, zero-width characters, a byte order mark, a
-            // line separator, and a zero-width space alone (not whitespace to `trim`).
-            for name in [
-                "invoice\u{202E}fdp.exe",
-                "a\u{2066}b\u{2069}",
-                "zero\u{200B}width",
-                "join\u{200D}er",
-                "\u{FEFF}bom",
-                "two\u{2028}lines",
-                "\u{200B}",
-            ] {
-                for reason in fixture.name_refused(name) {
-                    assert_eq!(reason, "contains invisible or layout-changing characters");
-                }
-                let renamed = session.rename(name).map(|()| session.clone());
-                let reason = invalid_name_reason(renamed, name);
+    guard!(move || {
+        let fixture = Fixture::new();
+        let mut session = fixture.projects.session(1);
+        let before = session.clone();
+        // A bidi override, an isolate, zero-width characters, a byte order mark, a
+        // line separator, and a zero-width space alone (not whitespace to `trim`).
+        for name in [
+            "invoice\u{202E}fdp.exe",
+            "a\u{2066}b\u{2069}",
+            "zero\u{200B}width",
+            "join\u{200D}er",
+            "\u{FEFF}bom",
+            "two\u{2028}lines",
+            "\u{200B}",
+        ] {
+            for reason in fixture.name_refused(name) {
                 assert_eq!(reason, "contains invisible or layout-changing characters");
-                assert_eq!(session, before, "a refused rename changes nothing");
             }
-        },
-    );
+            let renamed = session.rename(name).map(|()| session.clone());
+            let reason = invalid_name_reason(renamed, name);
+            assert_eq!(reason, "contains invisible or layout-changing characters");
+            assert_eq!(session, before, "a refused rename changes nothing");
+        }
+    });
 }
 
 #[test]
 fn bad_id_string_is_invalid_id() {
-    guard("bad_id_string_is_invalid_id", move || {
+    guard!(move || {
         let fixture = Fixture::new();
         let real = fixture.running.id().to_string();
         // A typo in a real id must not resolve to that session.
@@ -277,7 +271,7 @@ fn bad_id_string_is_invalid_id() {
                 other => panic!("{text:?}: expected InvalidId, got {other:?}"),
             }
         }
-        assert_eq!(real.parse::<SessionId>().unwrap(), *fixture.running.id());
+        assert_eq!(real.parse::<SessionId>().unwrap(), fixture.running.id());
         // Version 4 in form, but of the Microsoft variant: not an id this crate makes.
         let microsoft = "123e4567-e89b-42d3-c456-426614174000";
         match microsoft.parse::<SessionId>() {
@@ -291,7 +285,7 @@ fn bad_id_string_is_invalid_id() {
 // The crate's decision: a limit of 0 builds and admits nothing.
 #[test]
 fn max_sessions_zero_builds_and_admits_nothing() {
-    guard("max_sessions_zero_builds_and_admits_nothing", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder().max_sessions(0).build();
         assert_eq!(sup.max_sessions(), 0);
@@ -320,77 +314,71 @@ fn max_sessions_zero_builds_and_admits_nothing() {
 
 // The crate's decision: a zero timeout means "do not wait"; the stop still happens.
 #[test]
-fn zero_stop_timeout_stop_requests_shutdown_without_waiting() {
-    guard(
-        "zero_stop_timeout_stop_requests_shutdown_without_waiting",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(Duration::ZERO)
-                .build();
-            let (observed_tx, observed_rx) = unbounded();
-            let (gate_tx, gate_rx) = unbounded::<()>();
-            // Sees the stop, then cannot end before the test lets it.
-            let handle = sup
-                .start_session(projects.session(0), move |ctx| {
-                    ctx.wait_for_stop();
-                    let _ = observed_tx.send(());
-                    let _ = gate_rx.recv();
-                })
-                .unwrap();
-            let id = *handle.id();
+fn zero_stop_timeout_stop_requests_the_stop_without_waiting() {
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .stop_timeout(Duration::ZERO)
+            .build();
+        let (observed_tx, observed_rx) = unbounded();
+        let (gate_tx, gate_rx) = unbounded::<()>();
+        // Sees the stop, then cannot end before the test lets it.
+        let handle = sup
+            .start_session(projects.session(0), move |ctx| {
+                ctx.wait_for_stop();
+                let _ = observed_tx.send(());
+                let _ = gate_rx.recv();
+            })
+            .unwrap();
+        let id = handle.id();
 
-            let err = sup.stop_session(&id).unwrap_err();
+        let err = sup.stop_session(id).unwrap_err();
 
-            assert!(
-                matches!(err, Error::StopTimeout { id: got, timeout } if got == id && timeout.is_zero()),
-                "{err:?}"
-            );
-            recv_within(&observed_rx, "the body to see the stop request");
-            assert!(sup.session_running(&id), "registered until the body ends");
-            assert_eq!(sup.lookup_by_path(projects.path(0)).unwrap().id(), &id);
+        assert!(
+            matches!(err, Error::StopTimeout { id: got, timeout } if got == id && timeout.is_zero()),
+            "{err:?}"
+        );
+        recv_within(&observed_rx, "the body to see the stop request");
+        assert!(sup.session_running(id), "registered until the body ends");
+        assert_eq!(sup.lookup_by_path(projects.path(0)).unwrap().id(), id);
 
-            drop(gate_tx);
-            let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert!(!sup.session_running(&id));
-            assert!(sup.lookup_by_path(projects.path(0)).is_err());
-        },
-    );
+        drop(gate_tx);
+        let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+        assert!(!sup.session_running(id));
+        assert!(sup.lookup_by_path(projects.path(0)).is_err());
+    });
 }
 
 #[test]
 fn zero_stop_timeout_drop_does_not_wait_and_sessions_still_end() {
-    guard(
-        "zero_stop_timeout_drop_does_not_wait_and_sessions_still_end",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .stop_timeout(Duration::ZERO)
-                .build();
-            let (gate_tx, gate_rx) = unbounded::<()>();
-            let handle = sup
-                .start_session(projects.session(0), stub::gated(gate_rx))
-                .unwrap();
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .stop_timeout(Duration::ZERO)
+            .build();
+        let (gate_tx, gate_rx) = unbounded::<()>();
+        let handle = sup
+            .start_session(projects.session(0), stub::gated(gate_rx))
+            .unwrap();
 
-            // Returns although the body cannot have ended: it is still gated.
-            drop(sup);
+        // Returns although the body cannot have ended: it is still gated.
+        drop(sup);
 
-            assert!(handle.is_running() && handle.stop_requested());
-            drop(gate_tx);
-            let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-        },
-    );
+        assert!(handle.is_running() && handle.stop_requested());
+        drop(gate_tx);
+        let report = handle.wait_timeout(TIMEOUT).expect("the session ends");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+    });
 }
 
 #[test]
 fn stop_of_an_unknown_id_is_not_found() {
-    guard("stop_of_an_unknown_id_is_not_found", move || {
+    guard!(move || {
         let fixture = Fixture::new();
         let unknown = SessionId::new();
 
-        let err = fixture.sup.stop_session(&unknown).unwrap_err();
+        let err = fixture.sup.stop_session(unknown).unwrap_err();
 
         assert!(
             matches!(&err, Error::NotFound { key: SessionKey::Id(id) } if *id == unknown),
@@ -402,13 +390,13 @@ fn stop_of_an_unknown_id_is_not_found() {
 
 #[test]
 fn rename_of_an_unknown_id_is_not_found() {
-    guard("rename_of_an_unknown_id_is_not_found", move || {
+    guard!(move || {
         let fixture = Fixture::new();
         let unknown = SessionId::new();
 
         let err = fixture
             .sup
-            .rename_session(&unknown, "a fine name")
+            .rename_session(unknown, "a fine name")
             .unwrap_err();
 
         assert!(
@@ -422,37 +410,34 @@ fn rename_of_an_unknown_id_is_not_found() {
 
 #[test]
 fn send_to_an_unknown_id_is_not_found_and_hands_the_message_back() {
-    guard(
-        "send_to_an_unknown_id_is_not_found_and_hands_the_message_back",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<String>().build();
-            let (seen_tx, seen_rx) = unbounded();
-            let running = sup
-                .start_session(projects.session(0), move |ctx| {
-                    while let Some(message) = ctx.recv() {
-                        let _ = seen_tx.send(message);
-                    }
-                })
-                .unwrap();
-            let before = sup.list_all();
-            let unknown = SessionId::new();
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<String>().build();
+        let (seen_tx, seen_rx) = unbounded();
+        let running = sup
+            .start_session(projects.session(0), move |ctx| {
+                while let Some(message) = ctx.recv() {
+                    let _ = seen_tx.send(message);
+                }
+            })
+            .unwrap();
+        let before = sup.list_all();
+        let unknown = SessionId::new();
 
-            let sent = sup.send(&unknown, "hello".to_owned());
-            let tried = sup.try_send(&unknown, "again".to_owned());
+        let sent = sup.send(unknown, "hello".to_owned());
+        let tried = sup.try_send(unknown, "again".to_owned());
 
-            for (result, text) in [(sent, "hello"), (tried, "again")] {
-                let (err, message) = result.expect_err("nobody to send to").into_parts();
-                assert!(
-                    matches!(&err, Error::NotFound { key: SessionKey::Id(id) } if *id == unknown),
-                    "{err:?}"
-                );
-                assert_eq!(message, text, "the message is handed back");
-            }
-            assert_eq!(sup.list_all(), before);
-            // Nothing reached the one running session either.
-            sup.stop_session(running.id()).unwrap();
-            assert_eq!(seen_rx.try_iter().count(), 0);
-        },
-    );
+        for (result, text) in [(sent, "hello"), (tried, "again")] {
+            let (err, message) = result.expect_err("nobody to send to").into_parts();
+            assert!(
+                matches!(&err, Error::NotFound { key: SessionKey::Id(id) } if *id == unknown),
+                "{err:?}"
+            );
+            assert_eq!(message, text, "the message is handed back");
+        }
+        assert_eq!(sup.list_all(), before);
+        // Nothing reached the one running session either.
+        sup.stop_session(running.id()).unwrap();
+        assert_eq!(seen_rx.try_iter().count(), 0);
+    });
 }

@@ -140,7 +140,9 @@ fn start_storm(
                 endings: Arc::clone(&endings),
             };
             let handle = sup
-                .start_session_with_policy(projects.session(i), body, policy)
+                .start(projects.session(i))
+                .policy(policy)
+                .body(body)
                 .expect("start");
             (handle, endings)
         })
@@ -163,7 +165,7 @@ fn stop_during_storm(
                 recv_within(&crashed, "the next crash of the storm");
                 seen += 1;
             }
-            results.push((id, sup.stop_session(&id)));
+            results.push((id, sup.stop_session(id)));
         }
         results
     })
@@ -176,7 +178,7 @@ fn pick_victims(handles: &[(SessionHandle, Arc<AtomicU32>)]) -> Vec<(usize, Sess
     while victims.len() < VICTIMS {
         let i = rng.below(SESSIONS as u64) as usize;
         let at = rng.below(CRASHES as u64 - 500) as usize;
-        victims.entry(*handles[i].0.id()).or_insert(at);
+        victims.entry(handles[i].0.id()).or_insert(at);
     }
     victims.into_iter().map(|(id, at)| (at, id)).collect()
 }
@@ -248,7 +250,7 @@ fn one_report_each(
     let mut reports: BTreeMap<_, _> = shutdown
         .exited()
         .iter()
-        .map(|report| (*report.id(), report.clone()))
+        .map(|report| (report.id(), report.clone()))
         .collect();
     for (id, stopped) in stops {
         match stopped {
@@ -280,7 +282,7 @@ fn assert_accounted_for(
     );
     for (handle, endings) in sessions {
         let report = handle.wait_timeout(Duration::ZERO).expect("ended");
-        assert_eq!(reports.get(handle.id()), Some(&report));
+        assert_eq!(reports.get(&handle.id()), Some(&report));
         assert_storm_reason(&report);
         let endings = endings.load(Ordering::Acquire);
         assert_eq!(endings, report.restarts() + 1, "seed {SEED:#x}: {report:?}");

@@ -261,7 +261,7 @@ impl Harness {
         endless: bool,
     ) -> TestCaseResult {
         let session = self.projects.session(path);
-        let id = *session.id();
+        let id = session.id();
         let (on_exit, exited) = unbounded();
         let body = Faulty {
             fault,
@@ -274,7 +274,7 @@ impl Harness {
             Duration::ZERO
         };
         let policy = RestartPolicy::new(restart).backoff(backoff);
-        match self.sup.start_session_with_policy(session, body, policy) {
+        match self.sup.start(session).policy(policy).body(body) {
             Ok(handle) => {
                 prop_assert!(!fault.fails_init(), "{fault:?} started");
                 let tracked = Tracked {
@@ -288,7 +288,7 @@ impl Harness {
             Err(Error::StartFailed { .. }) => {
                 prop_assert!(fault.fails_init(), "{fault:?} failed to start");
                 prop_assert!(
-                    !self.sup.session_running(&id),
+                    !self.sup.session_running(id),
                     "a failed start left its entry"
                 );
                 prop_assert!(
@@ -327,14 +327,14 @@ impl Harness {
         let Some(id) = self.newest[path] else {
             return Ok(());
         };
-        match self.sup.stop_session(&id) {
+        match self.sup.stop_session(id) {
             Ok(report) => {
-                prop_assert_eq!(report.id(), &id);
-                prop_assert!(!self.sup.session_running(&id), "stopped but registered");
+                prop_assert_eq!(report.id(), id);
+                prop_assert!(!self.sup.session_running(id), "stopped but registered");
                 let tracked = self.started.get_mut(&id).expect("tracked");
                 prop_assert!(tracked.note_exit(), "stopped but user code runs");
             }
-            Err(Error::NotFound { .. }) => prop_assert!(!self.sup.session_running(&id)),
+            Err(Error::NotFound { .. }) => prop_assert!(!self.sup.session_running(id)),
             Err(Error::StopTimeout { .. }) => {
                 prop_assert!(self.sup.stop_timeout() < TIMEOUT, "no short timeout")
             }
@@ -357,7 +357,7 @@ impl Harness {
 
     /// After every step: a finished thread has no entry, and a gone entry no user code.
     fn check(&mut self) -> TestCaseResult {
-        for (id, tracked) in &mut self.started {
+        for (&id, tracked) in &mut self.started {
             let finished = !tracked.handle.is_running();
             let registered = self.sup.session_running(id);
             prop_assert!(!(finished && registered), "{id}: finished but registered");
@@ -388,7 +388,7 @@ impl Harness {
         }
         let mut seen: BTreeMap<SessionId, Vec<&'static str>> = BTreeMap::new();
         while let Some(event) = self.events.try_recv() {
-            seen.entry(*event.id()).or_default().push(kind(&event));
+            seen.entry(event.id()).or_default().push(kind(&event));
         }
         for id in &self.failed {
             prop_assert!(!seen.contains_key(id), "{id}: events of a failed start");

@@ -1,7 +1,7 @@
 //! The guarantees hold when user code misbehaves: panics in drops, in panic payloads and
 //! in error formatting, durations past the clock's range, full mailboxes, a session that
-//! waits on itself, thread-local destructors that linger. One test per way found to
-//! break them.
+//! waits on itself, thread-local destructors that linger. One test (or one row of a
+//! table) per way found to break them.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{guard, recv_within, Projects, TIMEOUT};
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use session_supervisor::{
-    body_fn, Control, Error, ExitReason, InitError, ReplyTo, Restart, RestartPolicy, SessionBody,
+    Control, Error, ExitReason, InitError, ReplyTo, Restart, RestartPolicy, SessionBody,
     SessionContext, SessionEvent, SessionSupervisor, Subscription,
 };
 
@@ -92,7 +92,7 @@ fn is_exited(event: &SessionEvent, reason: &ExitReason) -> bool {
 /// Stops a session and checks that nothing of it is left: entry, path, event.
 fn assert_stops_clean<M>(sup: &SessionSupervisor<M>, events: &Subscription, projects: &Projects) {
     let id = sup.list_ids()[0];
-    let report = sup.stop_session(&id).expect("stopped");
+    let report = sup.stop_session(id).expect("stopped");
     assert_eq!(report.reason(), &ExitReason::Stopped);
     assert_eq!(sup.count(), 0);
     let seen = events_of(events, 2);
@@ -103,123 +103,120 @@ fn assert_stops_clean<M>(sup: &SessionSupervisor<M>, events: &Subscription, proj
 
 #[test]
 fn a_body_whose_drop_panics_still_ends_its_session_cleanly() {
-    guard(
-        "a_body_whose_drop_panics_still_ends_its_session_cleanly",
-        || {
-            quiet_expected_panics();
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let events = sup.subscribe();
-            let bomb = Bomb(true);
-            sup.start_session(projects.session(0), move |ctx| {
-                let _held = &bomb;
-                ctx.wait_for_stop();
-            })
-            .expect("start");
-            assert_stops_clean(&sup, &events, &projects);
-        },
-    );
+    guard!(|| {
+        quiet_expected_panics();
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let events = sup.subscribe();
+        let bomb = Bomb(true);
+        sup.start_session(projects.session(0), move |ctx| {
+            let _held = &bomb;
+            ctx.wait_for_stop();
+        })
+        .expect("start");
+        assert_stops_clean(&sup, &events, &projects);
+    });
 }
 
 #[test]
 fn queued_messages_whose_drop_panics_are_dropped_without_leaving_the_entry() {
-    guard(
-        "queued_messages_whose_drop_panics_are_dropped_without_leaving_the_entry",
-        || {
-            quiet_expected_panics();
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<Bomb>().build();
-            let events = sup.subscribe();
-            let handle = sup
-                .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
-                .expect("start");
-            for _ in 0..3 {
-                handle
-                    .send(Bomb(true))
-                    .map_err(|e| e.into_message().0 = false)
-                    .unwrap();
-            }
-            assert_stops_clean(&sup, &events, &projects);
-        },
-    );
+    guard!(|| {
+        quiet_expected_panics();
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<Bomb>().build();
+        let events = sup.subscribe();
+        let handle = sup
+            .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
+            .expect("start");
+        for _ in 0..3 {
+            handle
+                .send(Bomb(true))
+                .map_err(|e| e.into_message().0 = false)
+                .unwrap();
+        }
+        assert_stops_clean(&sup, &events, &projects);
+    });
 }
+
+/// One way a first `init` fails, and what the reason of the failed start must contain.
+struct FailedStart {
+    /// The name of the test this row was.
+    name: &'static str,
+    init: fn() -> Result<(), InitError>,
+    reason_has: &'static str,
+}
+
+/// Each way found for a failing first `init` to break the cleanup of its start.
+const FAILED_STARTS: [FailedStart; 3] = [
+    FailedStart {
+        name: "an_init_panic_whose_payload_panics_on_drop_fails_the_start_cleanly",
+        init: || std::panic::panic_any(Bomb(true)),
+        reason_has: "init panicked: non-string panic payload",
+    },
+    FailedStart {
+        name: "an_init_error_whose_display_panics_fails_the_start_cleanly",
+        init: || Err(Box::new(BadDisplay) as InitError),
+        reason_has: "formatting the error panicked",
+    },
+    FailedStart {
+        name: "an_init_error_fails_the_start_with_its_text_and_publishes_nothing",
+        init: || Err("no config".into()),
+        reason_has: "no config",
+    },
+];
 
 /// A failed start leaves nothing: no entry, a free path, and no event at all (a start
 /// that failed never began, so it has no `Started` and no `Exited`).
-fn assert_start_fails_clean(init: fn() -> Result<(), InitError>, reason_has: &str) {
-    quiet_expected_panics();
-    let projects = Projects::new(1);
-    let sup = SessionSupervisor::new();
-    let events = sup.subscribe();
-    match sup.start_session_with(projects.session(0), FailingInit(init)) {
-        Err(Error::StartFailed { reason, .. }) => assert!(reason.contains(reason_has), "{reason}"),
-        other => panic!("expected StartFailed, got {other:?}"),
-    }
-    assert_eq!(sup.count(), 0);
-    assert!(
-        events.try_recv().is_none(),
-        "no event for a start that failed"
-    );
-    sup.start_session(projects.session(0), |_| {})
-        .expect("path free");
-}
-
 #[test]
-fn an_init_panic_whose_payload_panics_on_drop_fails_the_start_cleanly() {
-    guard(
-        "an_init_panic_whose_payload_panics_on_drop_fails_the_start_cleanly",
-        || {
-            let init = || std::panic::panic_any(Bomb(true));
-            assert_start_fails_clean(init, "init panicked: non-string panic payload");
-        },
-    );
-}
-
-#[test]
-fn an_init_error_whose_display_panics_fails_the_start_cleanly() {
-    guard(
-        "an_init_error_whose_display_panics_fails_the_start_cleanly",
-        || {
-            let init = || Err(Box::new(BadDisplay) as InitError);
-            assert_start_fails_clean(init, "formatting the error panicked");
-        },
-    );
-}
-
-#[test]
-fn an_init_error_fails_the_start_with_its_text_and_publishes_nothing() {
-    guard(
-        "an_init_error_fails_the_start_with_its_text_and_publishes_nothing",
-        || assert_start_fails_clean(|| Err("no config".into()), "no config"),
-    );
+fn a_failed_first_init_fails_the_start_cleanly_and_publishes_nothing() {
+    guard!(|| {
+        quiet_expected_panics();
+        for row in FAILED_STARTS {
+            let case = row.name;
+            let projects = Projects::new(1);
+            let sup = SessionSupervisor::new();
+            let events = sup.subscribe();
+            match sup.start(projects.session(0)).body(FailingInit(row.init)) {
+                Err(Error::StartFailed { reason, .. }) => {
+                    assert!(reason.contains(row.reason_has), "{case}: {reason}")
+                }
+                other => panic!("{case}: expected StartFailed, got {other:?}"),
+            }
+            assert_eq!(sup.count(), 0, "{case}: count");
+            assert!(
+                events.try_recv().is_none(),
+                "{case}: no event for a start that failed"
+            );
+            sup.start_session(projects.session(0), |_| {})
+                .unwrap_or_else(|err| panic!("{case}: path free: {err}"));
+        }
+    });
 }
 
 /// A backoff past the clock's range waits for the stop instead of overflowing.
 #[test]
 fn a_backoff_too_long_for_a_deadline_waits_for_the_stop() {
-    guard(
-        "a_backoff_too_long_for_a_deadline_waits_for_the_stop",
-        || {
-            for backoff in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
-                let projects = Projects::new(1);
-                let sup = SessionSupervisor::new();
-                let events = sup.subscribe();
-                let (ran_tx, ran) = unbounded();
-                let policy = RestartPolicy::new(Restart::Permanent).backoff(backoff);
-                let body = body_fn(move |_| ran_tx.send(()).unwrap());
-                sup.start_session_with_policy(projects.session(0), body, policy)
-                    .expect("start");
-                recv_within(&ran, "the first run");
-                assert_stops_clean(&sup, &events, &projects);
-                assert!(ran.try_recv().is_err(), "no second run: {backoff:?}");
-            }
-        },
-    );
+    guard!(|| {
+        for backoff in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            let projects = Projects::new(1);
+            let sup = SessionSupervisor::new();
+            let events = sup.subscribe();
+            let (ran_tx, ran) = unbounded();
+            let policy = RestartPolicy::new(Restart::Permanent).backoff(backoff);
+            sup.start(projects.session(0))
+                .policy(policy)
+                .run(move |_| ran_tx.send(()).unwrap())
+                .expect("start");
+            recv_within(&ran, "the first run");
+            assert_stops_clean(&sup, &events, &projects);
+            assert!(ran.try_recv().is_err(), "no second run: {backoff:?}");
+        }
+    });
 }
 
 #[test]
 fn a_stop_timeout_of_duration_max_means_no_deadline() {
-    guard("a_stop_timeout_of_duration_max_means_no_deadline", || {
+    guard!(|| {
         let projects = Projects::new(3);
         let sup = SessionSupervisor::builder()
             .stop_timeout(Duration::MAX)
@@ -248,7 +245,7 @@ enum Ask {
 
 #[test]
 fn waits_of_duration_max_mean_no_deadline() {
-    guard("waits_of_duration_max_mean_no_deadline", || {
+    guard!(|| {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder().messages::<Ask>().build();
         let events = sup.subscribe();
@@ -271,7 +268,7 @@ fn waits_of_duration_max_mean_no_deadline() {
             let handle = handle.clone();
             move || handle.wait_timeout(Duration::MAX)
         });
-        sup.stop_session(handle.id()).expect("stop");
+        handle.stop().expect("stop");
         assert!(recv_within(&stopped, "the body saw its stop"));
         let report = stopper.join().unwrap().expect("ended");
         assert_eq!(report.reason(), &ExitReason::Stopped);
@@ -297,35 +294,32 @@ impl Drop for Linger {
 /// thread: the stop gives up at its timeout, and the entry stays until it finished.
 #[test]
 fn a_lingering_thread_local_destructor_keeps_the_entry_and_the_stop_bounded() {
-    guard(
-        "a_lingering_thread_local_destructor_keeps_the_entry_and_the_stop_bounded",
-        || {
-            let timeout = Duration::from_millis(300);
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
-            let events = sup.subscribe();
-            let (release, gate) = bounded::<()>(0);
-            let handle = sup
-                .start_session(projects.session(0), move |ctx| {
-                    LINGER.with(|slot| *slot.borrow_mut() = Some(Linger(gate.clone())));
-                    ctx.wait_for_stop();
-                })
-                .expect("start");
-            let asked = Instant::now();
-            let stop = sup.stop_session(handle.id());
-            assert!(matches!(stop, Err(Error::StopTimeout { .. })), "{stop:?}");
-            assert!(asked.elapsed() < timeout + MARGIN, "{:?}", asked.elapsed());
-            assert!(sup.session_running(handle.id()));
-            let again = sup.start_session(projects.session(0), |_| {});
-            assert!(matches!(again, Err(Error::ProjectAlreadyOpen { .. })));
-            drop(release);
-            let report = handle.wait_timeout(TIMEOUT).expect("ended once released");
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert_eq!(sup.count(), 0);
-            let seen = events_of(&events, 2);
-            assert!(is_exited(&seen[1], &ExitReason::Stopped), "{seen:?}");
-        },
-    );
+    guard!(|| {
+        let timeout = Duration::from_millis(300);
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
+        let events = sup.subscribe();
+        let (release, gate) = bounded::<()>(0);
+        let handle = sup
+            .start_session(projects.session(0), move |ctx| {
+                LINGER.with(|slot| *slot.borrow_mut() = Some(Linger(gate.clone())));
+                ctx.wait_for_stop();
+            })
+            .expect("start");
+        let asked = Instant::now();
+        let stop = sup.stop_session(handle.id());
+        assert!(matches!(stop, Err(Error::StopTimeout { .. })), "{stop:?}");
+        assert!(asked.elapsed() < timeout + MARGIN, "{:?}", asked.elapsed());
+        assert!(sup.session_running(handle.id()));
+        let again = sup.start_session(projects.session(0), |_| {});
+        assert!(matches!(again, Err(Error::ProjectAlreadyOpen { .. })));
+        drop(release);
+        let report = handle.wait_timeout(TIMEOUT).expect("ended once released");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+        assert_eq!(sup.count(), 0);
+        let seen = events_of(&events, 2);
+        assert!(is_exited(&seen[1], &ExitReason::Stopped), "{seen:?}");
+    });
 }
 
 /// A body that selects on its control channel, as the docs show, after waiting for
@@ -346,7 +340,7 @@ fn selecting_body(gate: Receiver<()>) -> impl FnMut(&SessionContext<u32>) + Send
 
 #[test]
 fn a_full_mailbox_does_not_lose_the_stop() {
-    guard("a_full_mailbox_does_not_lose_the_stop", || {
+    guard!(|| {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder()
             .messages::<u32>()
@@ -372,28 +366,25 @@ fn a_full_mailbox_does_not_lose_the_stop() {
 
 #[test]
 fn a_sender_blocked_on_a_full_mailbox_is_released_by_the_stop() {
-    guard(
-        "a_sender_blocked_on_a_full_mailbox_is_released_by_the_stop",
-        || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .messages::<u32>()
-                .mailbox_capacity(1)
-                .build();
-            let handle = sup
-                .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
-                .expect("start");
-            handle.send(1).unwrap();
-            let blocked = std::thread::spawn({
-                let handle = handle.clone();
-                move || handle.send(2)
-            });
-            sup.stop_session(handle.id()).expect("stop");
-            let err = blocked.join().unwrap().unwrap_err();
-            assert!(matches!(err.error(), Error::SessionGone { .. }), "{err:?}");
-            assert_eq!(err.into_message(), 2);
-        },
-    );
+    guard!(|| {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<u32>()
+            .mailbox_capacity(1)
+            .build();
+        let handle = sup
+            .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
+            .expect("start");
+        handle.send(1).unwrap();
+        let blocked = std::thread::spawn({
+            let handle = handle.clone();
+            move || handle.send(2)
+        });
+        handle.stop().expect("stop");
+        let err = blocked.join().unwrap().unwrap_err();
+        assert!(matches!(err.error(), Error::SessionGone { .. }), "{err:?}");
+        assert_eq!(err.into_message(), 2);
+    });
 }
 
 enum Own {
@@ -423,7 +414,7 @@ fn self_waits(
 
 #[test]
 fn a_session_waiting_on_itself_fails_at_once() {
-    guard("a_session_waiting_on_itself_fails_at_once", || {
+    guard!(|| {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder()
             .messages::<Own>()
@@ -449,21 +440,22 @@ fn a_session_waiting_on_itself_fails_at_once() {
 
 #[test]
 fn a_policy_with_restarts_in_a_zero_window_is_refused() {
-    guard("a_policy_with_restarts_in_a_zero_window_is_refused", || {
+    guard!(|| {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
         let bad = RestartPolicy::default().intensity(3, Duration::ZERO);
         let session = projects.session(0);
-        let id = *session.id();
-        let refused = sup.start_session_with_policy(session, body_fn(|_| {}), bad);
+        let id = session.id();
+        let refused = sup.start(session).policy(bad).run(|_| {});
         match refused {
             Err(Error::InvalidPolicy { id: refused, .. }) => assert_eq!(refused, id),
             other => panic!("expected InvalidPolicy, got {other:?}"),
         }
         assert_eq!(sup.count(), 0);
         let never = RestartPolicy::default().intensity(0, Duration::ZERO);
-        let body = body_fn(|ctx| ctx.wait_for_stop());
-        sup.start_session_with_policy(projects.session(0), body, never)
+        sup.start(projects.session(0))
+            .policy(never)
+            .run(|ctx| ctx.wait_for_stop())
             .expect("no restarts in no window is fine");
     });
 }

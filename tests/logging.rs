@@ -11,7 +11,7 @@ use common::{guard, recv_within, Projects, TIMEOUT};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use log::{Level, Log, Metadata, Record};
 use session_supervisor::{
-    body_fn, stub, ExitReason, Restart, RestartPolicy, SessionEvent, SessionId, SessionSupervisor,
+    stub, ExitReason, Restart, RestartPolicy, SessionEvent, SessionId, SessionSupervisor,
 };
 
 /// Every record logged in this process, as (level, text).
@@ -69,7 +69,7 @@ fn capture() {
 }
 
 /// The levels of the records that name `id`, in order.
-fn levels_of(id: &SessionId) -> Vec<Level> {
+fn levels_of(id: SessionId) -> Vec<Level> {
     let id = id.to_string();
     let records = RECORDS.lock().unwrap();
     let of_id = records.iter().filter(|(_, text)| text.contains(&id));
@@ -78,14 +78,15 @@ fn levels_of(id: &SessionId) -> Vec<Level> {
 
 #[test]
 fn giving_up_after_the_restart_limit_is_one_error() {
-    guard("giving_up_after_the_restart_limit_is_one_error", || {
+    guard!(|| {
         capture();
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
         let policy = RestartPolicy::new(Restart::Transient).intensity(2, Duration::from_secs(60));
-        let body = body_fn(|_| std::panic::panic_any(CRASH));
         let handle = sup
-            .start_session_with_policy(projects.session(0), body, policy)
+            .start(projects.session(0))
+            .policy(policy)
+            .run(|_| std::panic::panic_any(CRASH))
             .expect("start");
         let report = handle.wait_timeout(TIMEOUT).expect("gave up");
         assert!(matches!(
@@ -103,14 +104,14 @@ fn giving_up_after_the_restart_limit_is_one_error() {
 
 #[test]
 fn a_start_and_a_stop_are_one_info_each() {
-    guard("a_start_and_a_stop_are_one_info_each", || {
+    guard!(|| {
         capture();
         let projects = Projects::new(1);
         let sup = SessionSupervisor::new();
         let handle = sup
             .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
             .expect("start");
-        sup.stop_session(handle.id()).expect("stop");
+        handle.stop().expect("stop");
         assert_eq!(levels_of(handle.id()), [Level::Info, Level::Info]);
     });
 }
@@ -120,37 +121,34 @@ fn a_start_and_a_stop_are_one_info_each() {
 /// on the same directory starts after the `Exited`, not before.
 #[test]
 fn a_directorys_next_session_starts_after_the_last_one_exited_even_if_logging_blocks() {
-    guard(
-        "a_directorys_next_session_starts_after_the_last_one_exited_even_if_logging_blocks",
-        || {
-            capture();
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
-            let events = sup.subscribe();
-            let first = projects.session(0);
-            let (held_tx, held) = bounded(1);
-            let (release, gate) = bounded(0);
-            let text = format!("session {} ended", first.id());
-            *HOLD.lock().unwrap() = Some(Hold {
-                text,
-                held: held_tx,
-                gate,
-            });
-            let first = sup.start_session(first, stub::returns()).expect("first");
-            recv_within(&held, "the first session's end to be logged");
-            let second = sup
-                .start_session(projects.session(0), stub::idle())
-                .expect("second");
-            drop(release);
-            let order: Vec<_> = (0..3)
-                .map(|_| match events.recv_timeout(TIMEOUT).expect("an event") {
-                    SessionEvent::Started { id, .. } => ("Started", id),
-                    SessionEvent::Exited { id, .. } => ("Exited", id),
-                    other => panic!("{other:?}"),
-                })
-                .collect();
-            let (a, b) = (*first.id(), *second.id());
-            assert_eq!(order, [("Started", a), ("Exited", a), ("Started", b)]);
-        },
-    );
+    guard!(|| {
+        capture();
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::new();
+        let events = sup.subscribe();
+        let first = projects.session(0);
+        let (held_tx, held) = bounded(1);
+        let (release, gate) = bounded(0);
+        let text = format!("session {} ended", first.id());
+        *HOLD.lock().unwrap() = Some(Hold {
+            text,
+            held: held_tx,
+            gate,
+        });
+        let first = sup.start_session(first, stub::returns()).expect("first");
+        recv_within(&held, "the first session's end to be logged");
+        let second = sup
+            .start_session(projects.session(0), stub::idle())
+            .expect("second");
+        drop(release);
+        let order: Vec<_> = (0..3)
+            .map(|_| match events.recv_timeout(TIMEOUT).expect("an event") {
+                SessionEvent::Started { session } => ("Started", session.id()),
+                SessionEvent::Exited { session, .. } => ("Exited", session.id()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let (a, b) = (first.id(), second.id());
+        assert_eq!(order, [("Started", a), ("Exited", a), ("Started", b)]);
+    });
 }

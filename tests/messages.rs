@@ -79,74 +79,71 @@ fn never_reads(queued: Sender<()>) -> impl FnMut(&SessionContext<Request>) + Sen
     }
 }
 
-fn assert_session_gone(error: &Error, expected: &SessionId) {
+fn assert_session_gone(error: &Error, expected: SessionId) {
     match error {
-        Error::SessionGone { id } => assert_eq!(id, expected),
+        Error::SessionGone { id } => assert_eq!(*id, expected),
         other => panic!("expected SessionGone for {expected}, got {other:?}"),
     }
 }
 
-fn assert_no_reply(error: &Error, expected: &SessionId) {
+fn assert_no_reply(error: &Error, expected: SessionId) {
     match error {
-        Error::NoReply { id } => assert_eq!(id, expected),
+        Error::NoReply { id } => assert_eq!(*id, expected),
         other => panic!("expected NoReply for {expected}, got {other:?}"),
     }
 }
 
-fn assert_not_found(error: &Error, expected: &SessionId) {
+fn assert_not_found(error: &Error, expected: SessionId) {
     match error {
         Error::NotFound {
             key: SessionKey::Id(id),
-        } => assert_eq!(id, expected),
+        } => assert_eq!(*id, expected),
         other => panic!("expected NotFound for {expected}, got {other:?}"),
     }
 }
 
 #[test]
 fn messages_from_several_senders_all_arrive_in_per_sender_order() {
-    guard(
-        "messages_from_several_senders_all_arrive_in_per_sender_order",
-        move || {
-            const SENDERS: usize = 4;
-            const PER_SENDER: u32 = 2_500;
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .messages::<(usize, u32)>()
-                .build();
-            let (out_tx, out_rx) = unbounded();
-            let handle = sup
-                .start_session(projects.session(0), stub::echo(out_tx, |m| m))
-                .unwrap();
-            let start = Arc::new(Barrier::new(SENDERS));
-            let senders: Vec<_> = (0..SENDERS)
-                .map(|sender| {
-                    let (handle, start) = (handle.clone(), Arc::clone(&start));
-                    thread::spawn(move || {
-                        start.wait();
-                        for seq in 0..PER_SENDER {
-                            handle.send((sender, seq)).unwrap();
-                        }
-                    })
+    guard!(move || {
+        const SENDERS: usize = 4;
+        const PER_SENDER: u32 = 2_500;
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<(usize, u32)>()
+            .build();
+        let (out_tx, out_rx) = unbounded();
+        let handle = sup
+            .start_session(projects.session(0), stub::echo(out_tx, |m| m))
+            .unwrap();
+        let start = Arc::new(Barrier::new(SENDERS));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|sender| {
+                let (handle, start) = (handle.clone(), Arc::clone(&start));
+                thread::spawn(move || {
+                    start.wait();
+                    for seq in 0..PER_SENDER {
+                        handle.send((sender, seq)).unwrap();
+                    }
                 })
-                .collect();
-            senders.into_iter().for_each(|s| s.join().unwrap());
+            })
+            .collect();
+        senders.into_iter().for_each(|s| s.join().unwrap());
 
-            let mut next = [0u32; SENDERS];
-            for _ in 0..SENDERS * PER_SENDER as usize {
-                let (sender, seq) = recv_within(&out_rx, "an echoed message");
-                assert_eq!(seq, next[sender], "sender {sender} out of order");
-                next[sender] += 1;
-            }
-            assert_eq!(next, [PER_SENDER; SENDERS]);
-            sup.stop_session(handle.id()).unwrap();
-            assert!(out_rx.try_recv().is_err(), "more messages than were sent");
-        },
-    );
+        let mut next = [0u32; SENDERS];
+        for _ in 0..SENDERS * PER_SENDER as usize {
+            let (sender, seq) = recv_within(&out_rx, "an echoed message");
+            assert_eq!(seq, next[sender], "sender {sender} out of order");
+            next[sender] += 1;
+        }
+        assert_eq!(next, [PER_SENDER; SENDERS]);
+        handle.stop().unwrap();
+        assert!(out_rx.try_recv().is_err(), "more messages than were sent");
+    });
 }
 
 #[test]
 fn call_returns_the_reply() {
-    guard("call_returns_the_reply", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let (_sup, handle, _held) = keeper_session(&projects);
 
@@ -159,107 +156,89 @@ fn call_returns_the_reply() {
 
 #[test]
 fn call_times_out_when_the_session_keeps_the_reply_end_unanswered() {
-    guard(
-        "call_times_out_when_the_session_keeps_the_reply_end_unanswered",
-        move || {
-            let projects = Projects::new(1);
-            let (_sup, handle, held) = keeper_session(&projects);
-            let timeout = Duration::from_millis(200);
+    guard!(move || {
+        let projects = Projects::new(1);
+        let (_sup, handle, held) = keeper_session(&projects);
+        let timeout = Duration::from_millis(200);
 
-            let began = Instant::now();
-            let result = handle.call(Request::Hold, timeout);
+        let began = Instant::now();
+        let result = handle.call(Request::Hold, timeout);
 
-            match result {
-                Err(Error::CallTimeout { id, timeout: t }) => {
-                    assert_eq!(&id, handle.id());
-                    assert_eq!(t, timeout);
-                }
-                other => panic!("expected CallTimeout, got {other:?}"),
+        match result {
+            Err(Error::CallTimeout { id, timeout: t }) => {
+                assert_eq!(id, handle.id());
+                assert_eq!(t, timeout);
             }
-            assert!(began.elapsed() >= timeout, "gave up before the timeout");
-            // The session really got the request and kept it: no other reason to fail.
-            assert_eq!(recv_within(&held, "the request to be held"), 1);
-        },
-    );
+            other => panic!("expected CallTimeout, got {other:?}"),
+        }
+        assert!(began.elapsed() >= timeout, "gave up before the timeout");
+        // The session really got the request and kept it: no other reason to fail.
+        assert_eq!(recv_within(&held, "the request to be held"), 1);
+    });
 }
 
 #[test]
 fn a_reply_after_the_timeout_does_not_reach_a_later_call() {
-    guard(
-        "a_reply_after_the_timeout_does_not_reach_a_later_call",
-        move || {
-            let projects = Projects::new(1);
-            let (_sup, handle, held) = keeper_session(&projects);
-            let timed_out = handle.call(Request::Hold, Duration::from_millis(50));
-            assert!(matches!(timed_out, Err(Error::CallTimeout { .. })));
-            recv_within(&held, "the request to be held");
+    guard!(move || {
+        let projects = Projects::new(1);
+        let (_sup, handle, held) = keeper_session(&projects);
+        let timed_out = handle.call(Request::Hold, Duration::from_millis(50));
+        assert!(matches!(timed_out, Err(Error::CallTimeout { .. })));
+        recv_within(&held, "the request to be held");
 
-            handle.send(Request::AnswerHeld(1)).unwrap();
-            let reply = handle.call(|r| Request::Answer(2, r), TIMEOUT);
+        handle.send(Request::AnswerHeld(1)).unwrap();
+        let reply = handle.call(|r| Request::Answer(2, r), TIMEOUT);
 
-            assert_eq!(reply.unwrap(), 2);
-        },
-    );
+        assert_eq!(reply.unwrap(), 2);
+    });
 }
 
 #[test]
 fn call_fails_at_once_when_the_session_drops_the_reply_end() {
-    guard(
-        "call_fails_at_once_when_the_session_drops_the_reply_end",
-        move || {
-            let projects = Projects::new(1);
-            let (_sup, handle, _held) = keeper_session(&projects);
+    guard!(move || {
+        let projects = Projects::new(1);
+        let (_sup, handle, _held) = keeper_session(&projects);
 
-            let began = Instant::now();
-            let result = handle.call(Request::Refuse, LONG_CALL);
+        let began = Instant::now();
+        let result = handle.call(Request::Refuse, LONG_CALL);
 
-            assert_no_reply(&result.unwrap_err(), handle.id());
-            assert!(began.elapsed() < TIMEOUT, "waited for the call timeout");
-            // The session is unharmed.
-            assert_eq!(handle.call(|r| Request::Answer(3, r), TIMEOUT).unwrap(), 3);
-        },
-    );
+        assert_no_reply(&result.unwrap_err(), handle.id());
+        assert!(began.elapsed() < TIMEOUT, "waited for the call timeout");
+        // The session is unharmed.
+        assert_eq!(handle.call(|r| Request::Answer(3, r), TIMEOUT).unwrap(), 3);
+    });
 }
 
 #[test]
 fn call_fails_at_once_when_the_session_ends_holding_the_request() {
-    guard(
-        "call_fails_at_once_when_the_session_ends_holding_the_request",
-        move || {
-            let projects = Projects::new(1);
-            let (sup, handle, held) = keeper_session(&projects);
-            stop_during_a_call(&sup, &handle, || {
-                recv_within(&held, "the request to be held");
-            });
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let (sup, handle, held) = keeper_session(&projects);
+        stop_during_a_call(&sup, &handle, || {
+            recv_within(&held, "the request to be held");
+        });
+    });
 }
 
 #[test]
 fn call_fails_at_once_when_the_session_ends_with_the_request_unread() {
-    guard(
-        "call_fails_at_once_when_the_session_ends_with_the_request_unread",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<Request>().build();
-            call_to_a_session_ending_with_the_request_unread(&projects, sup);
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<Request>().build();
+        call_to_a_session_ending_with_the_request_unread(&projects, sup);
+    });
 }
 
 #[test]
 fn call_fails_at_once_when_a_bounded_session_ends_with_the_request_unread() {
-    guard(
-        "call_fails_at_once_when_a_bounded_session_ends_with_the_request_unread",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .messages::<Request>()
-                .mailbox_capacity(4)
-                .build();
-            call_to_a_session_ending_with_the_request_unread(&projects, sup);
-        },
-    );
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<Request>()
+            .mailbox_capacity(4)
+            .build();
+        call_to_a_session_ending_with_the_request_unread(&projects, sup);
+    });
 }
 
 /// Calls a [`never_reads`] session from another thread, stops the session once the
@@ -306,29 +285,23 @@ fn stop_during_a_call(
 
 #[test]
 fn messages_still_queued_when_a_session_stops_are_dropped_with_it() {
-    guard(
-        "messages_still_queued_when_a_session_stops_are_dropped_with_it",
-        move || {
-            let sup = SessionSupervisor::builder()
-                .messages::<Sender<()>>()
-                .build();
-            queued_message_dropped_by_stop(sup);
-        },
-    );
+    guard!(move || {
+        let sup = SessionSupervisor::builder()
+            .messages::<Sender<()>>()
+            .build();
+        queued_message_dropped_by_stop(sup);
+    });
 }
 
 #[test]
 fn messages_still_queued_in_a_bounded_mailbox_are_dropped_when_the_session_stops() {
-    guard(
-        "messages_still_queued_in_a_bounded_mailbox_are_dropped_when_the_session_stops",
-        move || {
-            let sup = SessionSupervisor::builder()
-                .messages::<Sender<()>>()
-                .mailbox_capacity(4)
-                .build();
-            queued_message_dropped_by_stop(sup);
-        },
-    );
+    guard!(move || {
+        let sup = SessionSupervisor::builder()
+            .messages::<Sender<()>>()
+            .mailbox_capacity(4)
+            .build();
+        queued_message_dropped_by_stop(sup);
+    });
 }
 
 /// Queues a message in an idle session, stops it, and checks that the message was
@@ -342,7 +315,7 @@ fn queued_message_dropped_by_stop(sup: SessionSupervisor<Sender<()>>) {
     let (message, dropped) = unbounded::<()>();
     handle.send(message).unwrap();
 
-    sup.stop_session(handle.id()).unwrap();
+    handle.stop().unwrap();
 
     assert_eq!(
         dropped.try_recv(),
@@ -353,79 +326,70 @@ fn queued_message_dropped_by_stop(sup: SessionSupervisor<Sender<()>>) {
 
 #[test]
 fn send_to_a_stopped_session_hands_the_message_back() {
-    guard(
-        "send_to_a_stopped_session_hands_the_message_back",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<String>().build();
-            let handle = sup
-                .start_session(projects.session(0), stub::idle())
-                .unwrap();
-            sup.stop_session(handle.id()).unwrap();
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<String>().build();
+        let handle = sup
+            .start_session(projects.session(0), stub::idle())
+            .unwrap();
+        handle.stop().unwrap();
 
-            let sent = handle.send("by send".to_owned()).unwrap_err();
-            assert_session_gone(sent.error(), handle.id());
-            assert_eq!(sent.into_message(), "by send");
+        let sent = handle.send("by send".to_owned()).unwrap_err();
+        assert_session_gone(sent.error(), handle.id());
+        assert_eq!(sent.into_message(), "by send");
 
-            let (error, message) = handle
-                .try_send("by try_send".to_owned())
-                .unwrap_err()
-                .into_parts();
-            assert_session_gone(&error, handle.id());
-            assert_eq!(message, "by try_send");
-        },
-    );
+        let (error, message) = handle
+            .try_send("by try_send".to_owned())
+            .unwrap_err()
+            .into_parts();
+        assert_session_gone(&error, handle.id());
+        assert_eq!(message, "by try_send");
+    });
 }
 
 #[test]
 fn send_to_a_session_that_ended_by_itself_hands_the_message_back() {
-    guard(
-        "send_to_a_session_that_ended_by_itself_hands_the_message_back",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<u64>().build();
-            let handle = sup
-                .start_session(projects.session(0), stub::returns())
-                .unwrap();
-            let report = handle.wait_timeout(TIMEOUT).expect("the session ended");
-            assert_eq!(report.reason(), &ExitReason::Normal);
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<u64>().build();
+        let handle = sup
+            .start_session(projects.session(0), stub::returns())
+            .unwrap();
+        let report = handle.wait_timeout(TIMEOUT).expect("the session ended");
+        assert_eq!(report.reason(), &ExitReason::Normal);
 
-            let err = handle.send(99).unwrap_err();
+        let err = handle.send(99).unwrap_err();
 
-            assert!(matches!(err.error(), Error::SessionGone { .. }));
-            assert_eq!(err.into_message(), 99);
-        },
-    );
+        assert!(matches!(err.error(), Error::SessionGone { .. }));
+        assert_eq!(err.into_message(), 99);
+    });
 }
 
 #[test]
 fn send_error_converts_into_error_with_the_question_mark() {
-    guard(
-        "send_error_converts_into_error_with_the_question_mark",
-        move || {
-            fn send_one(handle: &SessionHandle<u8>) -> Result<(), Error> {
-                handle.send(1)?;
-                Ok(())
-            }
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<u8>().build();
-            let handle = sup
-                .start_session(projects.session(0), stub::idle())
-                .unwrap();
-            assert!(send_one(&handle).is_ok());
-            sup.stop_session(handle.id()).unwrap();
+    guard!(move || {
+        fn send_one(handle: &SessionHandle<u8>) -> Result<(), Error> {
+            handle.send(1)?;
+            Ok(())
+        }
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<u8>().build();
+        let handle = sup
+            .start_session(projects.session(0), stub::idle())
+            .unwrap();
+        assert!(send_one(&handle).is_ok());
+        handle.stop().unwrap();
 
-            assert_session_gone(&send_one(&handle).unwrap_err(), handle.id());
-        },
-    );
+        assert_session_gone(&send_one(&handle).unwrap_err(), handle.id());
+    });
 }
 
 #[test]
 fn call_to_a_stopped_session_is_session_gone() {
-    guard("call_to_a_stopped_session_is_session_gone", move || {
+    guard!(move || {
         let projects = Projects::new(1);
-        let (sup, handle, _held) = keeper_session(&projects);
-        sup.stop_session(handle.id()).unwrap();
+        let (_sup, handle, _held) = keeper_session(&projects);
+        handle.stop().unwrap();
 
         let began = Instant::now();
         let result = handle.call(|r| Request::Answer(1, r), LONG_CALL);
@@ -437,7 +401,7 @@ fn call_to_a_stopped_session_is_session_gone() {
 
 #[test]
 fn stop_overtakes_10_000_queued_messages() {
-    guard("stop_overtakes_10_000_queued_messages", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         // A zero stop timeout makes stop_session request the stop without waiting.
         let sup = SessionSupervisor::builder()
@@ -476,108 +440,99 @@ fn stop_overtakes_10_000_queued_messages() {
 
 #[test]
 fn stop_during_a_message_skips_the_rest_of_the_queue() {
-    guard(
-        "stop_during_a_message_skips_the_rest_of_the_queue",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .messages::<u32>()
-                .stop_timeout(Duration::ZERO)
-                .build();
-            let (busy_tx, busy_rx) = unbounded();
-            let (gate_tx, gate_rx) = unbounded::<()>();
-            let (count_tx, count_rx) = unbounded();
-            let handle = sup
-                .start_session(projects.session(0), move |ctx| {
-                    let mut processed = 0usize;
-                    while let Some(n) = ctx.recv() {
-                        if n == 0 {
-                            let _ = busy_tx.send(());
-                            let _ = gate_rx.recv();
-                        }
-                        processed += 1;
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<u32>()
+            .stop_timeout(Duration::ZERO)
+            .build();
+        let (busy_tx, busy_rx) = unbounded();
+        let (gate_tx, gate_rx) = unbounded::<()>();
+        let (count_tx, count_rx) = unbounded();
+        let handle = sup
+            .start_session(projects.session(0), move |ctx| {
+                let mut processed = 0usize;
+                while let Some(n) = ctx.recv() {
+                    if n == 0 {
+                        let _ = busy_tx.send(());
+                        let _ = gate_rx.recv();
                     }
-                    let _ = count_tx.send(processed);
-                })
-                .unwrap();
-            handle.send(0).unwrap();
-            recv_within(&busy_rx, "the body to work on the first message");
-            for n in 1..10_000 {
-                handle.send(n).unwrap();
-            }
-            assert!(sup.stop_session(handle.id()).is_err());
+                    processed += 1;
+                }
+                let _ = count_tx.send(processed);
+            })
+            .unwrap();
+        handle.send(0).unwrap();
+        recv_within(&busy_rx, "the body to work on the first message");
+        for n in 1..10_000 {
+            handle.send(n).unwrap();
+        }
+        assert!(sup.stop_session(handle.id()).is_err());
 
-            drop(gate_tx);
+        drop(gate_tx);
 
-            assert_eq!(
-                recv_within(&count_rx, "the number of messages processed"),
-                1
-            );
-        },
-    );
+        assert_eq!(
+            recv_within(&count_rx, "the number of messages processed"),
+            1
+        );
+    });
 }
 
 #[test]
 fn try_send_to_a_full_mailbox_hands_the_message_back_and_stop_still_works() {
-    guard(
-        "try_send_to_a_full_mailbox_hands_the_message_back_and_stop_still_works",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .messages::<u32>()
-                .mailbox_capacity(2)
-                .build();
-            let handle = sup
-                .start_session(projects.session(0), stub::idle())
-                .unwrap();
-            handle.try_send(1).unwrap();
-            handle.try_send(2).unwrap();
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<u32>()
+            .mailbox_capacity(2)
+            .build();
+        let handle = sup
+            .start_session(projects.session(0), stub::idle())
+            .unwrap();
+        handle.try_send(1).unwrap();
+        handle.try_send(2).unwrap();
 
-            let full = handle.try_send(3).unwrap_err();
-            assert!(matches!(full.error(), Error::MailboxFull { id } if id == handle.id()));
-            assert_eq!(full.into_message(), 3);
-            let full = sup.try_send(handle.id(), 4).unwrap_err();
-            assert!(matches!(full.error(), Error::MailboxFull { .. }));
-            assert_eq!(full.into_message(), 4);
+        let full = handle.try_send(3).unwrap_err();
+        assert!(matches!(full.error(), Error::MailboxFull { id } if *id == handle.id()));
+        assert_eq!(full.into_message(), 3);
+        let full = sup.try_send(handle.id(), 4).unwrap_err();
+        assert!(matches!(full.error(), Error::MailboxFull { .. }));
+        assert_eq!(full.into_message(), 4);
 
-            // Within the 5 s stop timeout, or this is a StopTimeout error.
-            let report = sup.stop_session(handle.id()).unwrap();
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-        },
-    );
+        // Within the 5 s stop timeout, or this is a StopTimeout error.
+        let report = handle.stop().unwrap();
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+    });
 }
 
 #[test]
 fn a_send_blocked_on_a_full_mailbox_gets_its_message_back_when_the_session_stops() {
-    guard(
-        "a_send_blocked_on_a_full_mailbox_gets_its_message_back_when_the_session_stops",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .messages::<u32>()
-                .mailbox_capacity(1)
-                .build();
-            let handle = sup
-                .start_session(projects.session(0), stub::idle())
-                .unwrap();
-            handle.send(1).unwrap();
-            let sender = {
-                let handle = handle.clone();
-                thread::spawn(move || handle.send(2))
-            };
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<u32>()
+            .mailbox_capacity(1)
+            .build();
+        let handle = sup
+            .start_session(projects.session(0), stub::idle())
+            .unwrap();
+        handle.send(1).unwrap();
+        let sender = {
+            let handle = handle.clone();
+            thread::spawn(move || handle.send(2))
+        };
 
-            sup.stop_session(handle.id()).unwrap();
+        handle.stop().unwrap();
 
-            let err = sender.join().unwrap().unwrap_err();
-            assert!(matches!(err.error(), Error::SessionGone { .. }));
-            assert_eq!(err.into_message(), 2);
-        },
-    );
+        let err = sender.join().unwrap().unwrap_err();
+        assert!(matches!(err.error(), Error::SessionGone { .. }));
+        assert_eq!(err.into_message(), 2);
+    });
 }
 
 #[test]
 fn call_to_a_full_mailbox_times_out() {
-    guard("call_to_a_full_mailbox_times_out", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder()
             .messages::<Request>()
@@ -601,7 +556,7 @@ fn call_to_a_full_mailbox_times_out() {
 
 #[test]
 fn send_and_try_send_by_id_reach_the_session() {
-    guard("send_and_try_send_by_id_reach_the_session", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let sup = SessionSupervisor::builder().messages::<u32>().build();
         let (out_tx, out_rx) = unbounded();
@@ -619,7 +574,7 @@ fn send_and_try_send_by_id_reach_the_session() {
 
 #[test]
 fn call_by_id_returns_the_reply() {
-    guard("call_by_id_returns_the_reply", move || {
+    guard!(move || {
         let projects = Projects::new(1);
         let (sup, handle, _held) = keeper_session(&projects);
 
@@ -631,50 +586,44 @@ fn call_by_id_returns_the_reply() {
 
 #[test]
 fn send_and_call_by_unknown_id_are_not_found_and_hand_the_message_back() {
-    guard(
-        "send_and_call_by_unknown_id_are_not_found_and_hand_the_message_back",
-        move || {
-            let sup = SessionSupervisor::builder().messages::<String>().build();
-            let unknown = SessionId::new();
+    guard!(move || {
+        let sup = SessionSupervisor::builder().messages::<String>().build();
+        let unknown = SessionId::new();
 
-            let (error, message) = sup
-                .send(&unknown, "sent".to_owned())
-                .unwrap_err()
-                .into_parts();
-            assert_not_found(&error, &unknown);
-            assert_eq!(message, "sent");
+        let (error, message) = sup
+            .send(unknown, "sent".to_owned())
+            .unwrap_err()
+            .into_parts();
+        assert_not_found(&error, unknown);
+        assert_eq!(message, "sent");
 
-            let (error, message) = sup
-                .try_send(&unknown, "tried".to_owned())
-                .unwrap_err()
-                .into_parts();
-            assert_not_found(&error, &unknown);
-            assert_eq!(message, "tried");
+        let (error, message) = sup
+            .try_send(unknown, "tried".to_owned())
+            .unwrap_err()
+            .into_parts();
+        assert_not_found(&error, unknown);
+        assert_eq!(message, "tried");
 
-            let called = sup.call(&unknown, |_: ReplyTo<()>| "called".to_owned(), LONG_CALL);
-            assert_not_found(&called.unwrap_err(), &unknown);
-        },
-    );
+        let called = sup.call(unknown, |_: ReplyTo<()>| "called".to_owned(), LONG_CALL);
+        assert_not_found(&called.unwrap_err(), unknown);
+    });
 }
 
 #[test]
 fn send_by_id_after_the_session_stopped_is_not_found() {
-    guard(
-        "send_by_id_after_the_session_stopped_is_not_found",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<u32>().build();
-            let handle = sup
-                .start_session(projects.session(0), stub::idle())
-                .unwrap();
-            sup.stop_session(handle.id()).unwrap();
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<u32>().build();
+        let handle = sup
+            .start_session(projects.session(0), stub::idle())
+            .unwrap();
+        handle.stop().unwrap();
 
-            let err = sup.send(handle.id(), 8).unwrap_err();
+        let err = sup.send(handle.id(), 8).unwrap_err();
 
-            assert!(matches!(err.error(), Error::NotFound { .. }), "{err:?}");
-            assert_eq!(err.into_message(), 8);
-        },
-    );
+        assert!(matches!(err.error(), Error::NotFound { .. }), "{err:?}");
+        assert_eq!(err.into_message(), 8);
+    });
 }
 
 /// What a scripted body saw from one receive operation.
@@ -686,79 +635,73 @@ enum Seen {
 }
 
 #[test]
-fn try_recv_and_recv_timeout_report_empty_timeout_message_and_shutdown() {
-    guard(
-        "try_recv_and_recv_timeout_report_empty_timeout_message_and_shutdown",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder()
-                .messages::<u32>()
-                .stop_timeout(Duration::ZERO)
-                .build();
-            let (seen_tx, seen) = unbounded();
-            let (step_tx, step_rx) = unbounded::<()>();
-            let handle = sup
-                .start_session(projects.session(0), move |ctx| {
-                    let see = |what| seen_tx.send(what).unwrap();
-                    see(Seen::Try(ctx.try_recv()));
-                    see(Seen::Timed(ctx.recv_timeout(Duration::from_millis(20))));
-                    step_rx.recv().unwrap();
-                    see(Seen::Try(ctx.try_recv()));
-                    see(Seen::Timed(ctx.recv_timeout(TIMEOUT)));
-                    step_rx.recv().unwrap();
-                    see(Seen::Try(ctx.try_recv()));
-                    see(Seen::Timed(ctx.recv_timeout(TIMEOUT)));
-                    see(Seen::Recv(ctx.recv()));
-                })
-                .unwrap();
-            let next = || recv_within(&seen, "the body's next receive");
+fn try_recv_and_recv_timeout_report_empty_timeout_message_and_stopped() {
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder()
+            .messages::<u32>()
+            .stop_timeout(Duration::ZERO)
+            .build();
+        let (seen_tx, seen) = unbounded();
+        let (step_tx, step_rx) = unbounded::<()>();
+        let handle = sup
+            .start_session(projects.session(0), move |ctx| {
+                let see = |what| seen_tx.send(what).unwrap();
+                see(Seen::Try(ctx.try_recv()));
+                see(Seen::Timed(ctx.recv_timeout(Duration::from_millis(20))));
+                step_rx.recv().unwrap();
+                see(Seen::Try(ctx.try_recv()));
+                see(Seen::Timed(ctx.recv_timeout(TIMEOUT)));
+                step_rx.recv().unwrap();
+                see(Seen::Try(ctx.try_recv()));
+                see(Seen::Timed(ctx.recv_timeout(TIMEOUT)));
+                see(Seen::Recv(ctx.recv()));
+            })
+            .unwrap();
+        let next = || recv_within(&seen, "the body's next receive");
 
-            assert_eq!(next(), Seen::Try(Err(TryRecvError::Empty)));
-            assert_eq!(next(), Seen::Timed(Err(RecvTimeoutError::Timeout)));
-            handle.send(1).unwrap();
-            step_tx.send(()).unwrap();
-            assert_eq!(next(), Seen::Try(Ok(1)));
-            // Sent while (or just before) the body waits in recv_timeout.
-            handle.send(2).unwrap();
-            assert_eq!(next(), Seen::Timed(Ok(2)));
+        assert_eq!(next(), Seen::Try(Err(TryRecvError::Empty)));
+        assert_eq!(next(), Seen::Timed(Err(RecvTimeoutError::Timeout)));
+        handle.send(1).unwrap();
+        step_tx.send(()).unwrap();
+        assert_eq!(next(), Seen::Try(Ok(1)));
+        // Sent while (or just before) the body waits in recv_timeout.
+        handle.send(2).unwrap();
+        assert_eq!(next(), Seen::Timed(Ok(2)));
 
-            // A queued message and a stop: the stop wins for every receive.
-            handle.send(3).unwrap();
-            assert!(sup.stop_session(handle.id()).is_err());
-            step_tx.send(()).unwrap();
-            assert_eq!(next(), Seen::Try(Err(TryRecvError::Stopped)));
-            assert_eq!(next(), Seen::Timed(Err(RecvTimeoutError::Stopped)));
-            assert_eq!(next(), Seen::Recv(None));
-            let report = handle.wait_timeout(TIMEOUT).expect("the session ended");
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-        },
-    );
+        // A queued message and a stop: the stop wins for every receive.
+        handle.send(3).unwrap();
+        assert!(sup.stop_session(handle.id()).is_err());
+        step_tx.send(()).unwrap();
+        assert_eq!(next(), Seen::Try(Err(TryRecvError::Stopped)));
+        assert_eq!(next(), Seen::Timed(Err(RecvTimeoutError::Stopped)));
+        assert_eq!(next(), Seen::Recv(None));
+        let report = handle.wait_timeout(TIMEOUT).expect("the session ended");
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+    });
 }
 
 #[test]
-fn recv_timeout_returns_shutdown_when_a_stop_comes_while_it_waits() {
-    guard(
-        "recv_timeout_returns_shutdown_when_a_stop_comes_while_it_waits",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<u32>().build();
-            let (waiting_tx, waiting_rx) = unbounded();
-            let (seen_tx, seen_rx) = unbounded();
-            let handle = sup
-                .start_session(projects.session(0), move |ctx| {
-                    waiting_tx.send(()).unwrap();
-                    seen_tx.send(ctx.recv_timeout(LONG_CALL)).unwrap();
-                })
-                .unwrap();
-            recv_within(&waiting_rx, "the body to wait for a message");
+fn recv_timeout_returns_stopped_when_a_stop_comes_while_it_waits() {
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<u32>().build();
+        let (waiting_tx, waiting_rx) = unbounded();
+        let (seen_tx, seen_rx) = unbounded();
+        let handle = sup
+            .start_session(projects.session(0), move |ctx| {
+                waiting_tx.send(()).unwrap();
+                seen_tx.send(ctx.recv_timeout(LONG_CALL)).unwrap();
+            })
+            .unwrap();
+        recv_within(&waiting_rx, "the body to wait for a message");
 
-            // Within the 5 s stop timeout: recv_timeout woke well before its 60 s.
-            let report = sup.stop_session(handle.id()).unwrap();
+        // Within the 5 s stop timeout: recv_timeout woke well before its 60 s.
+        let report = handle.stop().unwrap();
 
-            assert_eq!(report.reason(), &ExitReason::Stopped);
-            assert_eq!(seen_rx.try_recv(), Ok(Err(RecvTimeoutError::Stopped)));
-        },
-    );
+        assert_eq!(report.reason(), &ExitReason::Stopped);
+        assert_eq!(seen_rx.try_recv(), Ok(Err(RecvTimeoutError::Stopped)));
+    });
 }
 
 /// What [`ReadsAcrossRestarts`] is told to do.
@@ -796,75 +739,69 @@ impl SessionBody<Step> for ReadsAcrossRestarts {
 
 #[test]
 fn messages_sent_before_and_during_a_restart_are_read_by_the_next_run() {
-    guard(
-        "messages_sent_before_and_during_a_restart_are_read_by_the_next_run",
-        move || {
-            let projects = Projects::new(1);
-            let sup = SessionSupervisor::builder().messages::<Step>().build();
-            let (restarting, restarting_rx) = unbounded();
-            let (gate_tx, gate) = unbounded();
-            let (notes, notes_rx) = unbounded();
-            let body = ReadsAcrossRestarts {
-                restarting,
-                gate,
-                notes,
-            };
-            let handle = sup.start_session_with(projects.session(0), body).unwrap();
-            handle.send(Step::Note("first run")).unwrap();
-            handle.send(Step::Crash).unwrap();
-            handle
-                .send(Step::Note("queued before the restart"))
-                .unwrap();
-            recv_within(&restarting_rx, "the restart to begin");
+    guard!(move || {
+        let projects = Projects::new(1);
+        let sup = SessionSupervisor::builder().messages::<Step>().build();
+        let (restarting, restarting_rx) = unbounded();
+        let (gate_tx, gate) = unbounded();
+        let (notes, notes_rx) = unbounded();
+        let body = ReadsAcrossRestarts {
+            restarting,
+            gate,
+            notes,
+        };
+        let handle = sup.start(projects.session(0)).body(body).unwrap();
+        handle.send(Step::Note("first run")).unwrap();
+        handle.send(Step::Crash).unwrap();
+        handle
+            .send(Step::Note("queued before the restart"))
+            .unwrap();
+        recv_within(&restarting_rx, "the restart to begin");
 
-            handle.send(Step::Note("sent during the restart")).unwrap();
-            gate_tx.send(()).unwrap();
+        handle.send(Step::Note("sent during the restart")).unwrap();
+        gate_tx.send(()).unwrap();
 
-            let next = || recv_within(&notes_rx, "a note");
-            assert_eq!(next(), (0, "first run"));
-            assert_eq!(next(), (1, "queued before the restart"));
-            assert_eq!(next(), (1, "sent during the restart"));
-            let report = sup.stop_session(handle.id()).unwrap();
-            assert_eq!(report.restarts(), 1);
-        },
-    );
+        let next = || recv_within(&notes_rx, "a note");
+        assert_eq!(next(), (0, "first run"));
+        assert_eq!(next(), (1, "queued before the restart"));
+        assert_eq!(next(), (1, "sent during the restart"));
+        let report = handle.stop().unwrap();
+        assert_eq!(report.restarts(), 1);
+    });
 }
 
 #[test]
 fn calls_from_several_threads_at_once_each_get_their_own_reply() {
-    guard(
-        "calls_from_several_threads_at_once_each_get_their_own_reply",
-        move || {
-            const CALLERS: u32 = 4;
-            const CALLS: u32 = 200;
-            let projects = Projects::new(1);
-            let (sup, handle, _held) = keeper_session(&projects);
-            let sup = Arc::new(sup);
-            let start = Arc::new(Barrier::new(CALLERS as usize));
-            let callers: Vec<_> = (0..CALLERS)
-                .map(|caller| {
-                    let (sup, handle) = (Arc::clone(&sup), handle.clone());
-                    let start = Arc::clone(&start);
-                    thread::spawn(move || {
-                        start.wait();
-                        for call in 0..CALLS {
-                            let value = caller * 1_000 + call;
-                            let ask = |r| Request::Answer(value, r);
-                            // Half the callers go through the supervisor, by id.
-                            let reply = if caller % 2 == 0 {
-                                handle.call(ask, TIMEOUT)
-                            } else {
-                                sup.call(handle.id(), ask, TIMEOUT)
-                            };
-                            assert_eq!(reply.unwrap(), value, "caller {caller}");
-                        }
-                    })
+    guard!(move || {
+        const CALLERS: u32 = 4;
+        const CALLS: u32 = 200;
+        let projects = Projects::new(1);
+        let (sup, handle, _held) = keeper_session(&projects);
+        let sup = Arc::new(sup);
+        let start = Arc::new(Barrier::new(CALLERS as usize));
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|caller| {
+                let (sup, handle) = (Arc::clone(&sup), handle.clone());
+                let start = Arc::clone(&start);
+                thread::spawn(move || {
+                    start.wait();
+                    for call in 0..CALLS {
+                        let value = caller * 1_000 + call;
+                        let ask = |r| Request::Answer(value, r);
+                        // Half the callers go through the supervisor, by id.
+                        let reply = if caller % 2 == 0 {
+                            handle.call(ask, TIMEOUT)
+                        } else {
+                            sup.call(handle.id(), ask, TIMEOUT)
+                        };
+                        assert_eq!(reply.unwrap(), value, "caller {caller}");
+                    }
                 })
-                .collect();
+            })
+            .collect();
 
-            for caller in callers {
-                caller.join().unwrap();
-            }
-        },
-    );
+        for caller in callers {
+            caller.join().unwrap();
+        }
+    });
 }

@@ -122,7 +122,7 @@ impl World {
             return Ok(None);
         };
         let session = built.map_err(|err| TestCaseError::fail(format!("build: {err}")))?;
-        prop_assert_eq!(session.id(), &self.ids[id]);
+        prop_assert_eq!(session.id(), self.ids[id]);
         prop_assert_eq!(session.name(), trimmed);
         prop_assert_eq!(session.project_path(), self.paths[path].as_path());
         prop_assert_eq!(session.created_at(), session.updated_at());
@@ -202,8 +202,8 @@ impl Table {
         let path = session.project_path();
         if self.by_id.len() >= self.max {
             Err(Failure::LimitReached { max: self.max })
-        } else if self.by_id.contains_key(session.id()) {
-            Err(Failure::Exists(*session.id()))
+        } else if self.by_id.contains_key(&session.id()) {
+            Err(Failure::Exists(session.id()))
         } else if let Some(owner) = self.by_path.get(path) {
             let (path, id) = (path.to_path_buf(), *owner);
             Err(Failure::AlreadyOpen { path, id })
@@ -214,19 +214,19 @@ impl Table {
 
     fn insert(&mut self, session: Session) {
         let path = session.project_path().to_path_buf();
-        self.by_path.insert(path, *session.id());
-        self.by_id.insert(*session.id(), session);
+        self.by_path.insert(path, session.id());
+        self.by_id.insert(session.id(), session);
     }
 
-    fn remove(&mut self, id: &SessionId) -> Option<Session> {
-        let session = self.by_id.remove(id)?;
+    fn remove(&mut self, id: SessionId) -> Option<Session> {
+        let session = self.by_id.remove(&id)?;
         self.by_path.remove(session.project_path());
         Some(session)
     }
 
     /// `update`: the id must be there, the new path must not belong to another session.
     fn update(&mut self, session: Session) -> Result<Session, Failure> {
-        let id = *session.id();
+        let id = session.id();
         if !self.by_id.contains_key(&id) {
             return Err(not_found_id(id));
         }
@@ -237,15 +237,15 @@ impl Table {
                 id: *owner,
             }),
             _ => {
-                self.remove(&id);
+                self.remove(id);
                 self.insert(session.clone());
                 Ok(session)
             }
         }
     }
 
-    fn lookup(&self, id: &SessionId) -> Result<Session, Failure> {
-        self.by_id.get(id).cloned().ok_or(not_found_id(*id))
+    fn lookup(&self, id: SessionId) -> Result<Session, Failure> {
+        self.by_id.get(&id).cloned().ok_or(not_found_id(id))
     }
 
     fn lookup_by_path(&self, given: &Path, canonical: Option<&Path>) -> Result<Session, Failure> {
@@ -263,24 +263,24 @@ impl Table {
     /// Oldest first, ties broken by id.
     fn ordered(&self) -> Vec<Session> {
         let mut all: Vec<Session> = self.by_id.values().cloned().collect();
-        all.sort_by_key(|s| (s.created_at(), *s.id()));
+        all.sort_by_key(|s| (s.created_at(), s.id()));
         all
     }
 }
 
 /// The lookups the registry and the supervisor share.
 trait Lookups {
-    fn find(&self, id: &SessionId) -> session_supervisor::Result<Session>;
+    fn find(&self, id: SessionId) -> session_supervisor::Result<Session>;
     fn find_path(&self, path: &Path) -> session_supervisor::Result<Session>;
     fn find_name(&self, name: &str) -> session_supervisor::Result<Session>;
     fn all(&self) -> Vec<Session>;
     fn ids(&self) -> Vec<SessionId>;
     fn len(&self) -> usize;
-    fn has(&self, id: &SessionId) -> bool;
+    fn has(&self, id: SessionId) -> bool;
 }
 
 impl Lookups for SessionRegistry {
-    fn find(&self, id: &SessionId) -> session_supervisor::Result<Session> {
+    fn find(&self, id: SessionId) -> session_supervisor::Result<Session> {
         self.lookup(id)
     }
     fn find_path(&self, path: &Path) -> session_supervisor::Result<Session> {
@@ -298,13 +298,13 @@ impl Lookups for SessionRegistry {
     fn len(&self) -> usize {
         self.count()
     }
-    fn has(&self, id: &SessionId) -> bool {
+    fn has(&self, id: SessionId) -> bool {
         self.contains(id)
     }
 }
 
 impl Lookups for SessionSupervisor {
-    fn find(&self, id: &SessionId) -> session_supervisor::Result<Session> {
+    fn find(&self, id: SessionId) -> session_supervisor::Result<Session> {
         self.lookup(id)
     }
     fn find_path(&self, path: &Path) -> session_supervisor::Result<Session> {
@@ -322,7 +322,7 @@ impl Lookups for SessionSupervisor {
     fn len(&self) -> usize {
         self.count()
     }
-    fn has(&self, id: &SessionId) -> bool {
+    fn has(&self, id: SessionId) -> bool {
         self.session_running(id)
     }
 }
@@ -332,11 +332,11 @@ impl Lookups for SessionSupervisor {
 fn check_table(real: &impl Lookups, model: &Table, world: &World) -> TestCaseResult {
     let expected = model.ordered();
     prop_assert_eq!(real.len(), expected.len(), "count");
-    let ids: Vec<SessionId> = expected.iter().map(|s| *s.id()).collect();
+    let ids: Vec<SessionId> = expected.iter().map(|s| s.id()).collect();
     prop_assert_eq!(real.all(), expected, "list_all");
     prop_assert_eq!(real.ids(), ids, "list_ids");
-    for id in &world.ids {
-        let has = model.by_id.contains_key(id);
+    for &id in &world.ids {
+        let has = model.by_id.contains_key(&id);
         prop_assert_eq!(real.has(id), has, "contains / session_running({})", id);
         prop_assert_eq!(seen(real.find(id)), model.lookup(id), "lookup({})", id);
     }
@@ -362,7 +362,7 @@ fn check_query(real: &impl Lookups, model: &Table, world: &World, query: Query) 
     match query {
         Query::Id(id) => {
             let id = world.ids[id];
-            prop_assert_eq!(seen(real.find(&id)), model.lookup(&id));
+            prop_assert_eq!(seen(real.find(id)), model.lookup(id));
         }
         Query::Path(path, spelling) => {
             let given = world.spell(path, spelling);
@@ -647,7 +647,7 @@ fn registry_step(
         }
         RegistryOp::Unregister { id } => {
             let id = world.ids[id];
-            prop_assert_eq!(registry.unregister(&id), model.remove(&id), "unregister");
+            prop_assert_eq!(registry.unregister(id), model.remove(id), "unregister");
         }
         RegistryOp::Lookup(query) => check_query(registry, model, world, query)?,
         RegistryOp::Clear => {
@@ -830,7 +830,7 @@ impl Model {
         let (seq, restarts) = (self.next_seq, 0);
         self.next_seq += 1;
         self.live.insert(
-            *session.id(),
+            session.id(),
             Live {
                 seq,
                 body,
@@ -840,8 +840,8 @@ impl Model {
         self.table.insert(session);
     }
 
-    fn end(&mut self, id: &SessionId) {
-        self.live.remove(id);
+    fn end(&mut self, id: SessionId) {
+        self.live.remove(&id);
         self.table.remove(id);
     }
 
@@ -853,10 +853,10 @@ impl Model {
     }
 
     /// What a command to a running session leads to, as its restart policy says.
-    fn command(&mut self, id: &SessionId, command: Command) -> Event {
+    fn command(&mut self, id: SessionId, command: Command) -> Event {
         let live = self
             .live
-            .get_mut(id)
+            .get_mut(&id)
             .expect("only running sessions get commands");
         let last_panic = match (live.body, command) {
             (Body::Idle, _) => return Event::Ack(Ack::Ignored),
@@ -876,7 +876,7 @@ impl Model {
                 return Event::Ack(Ack::Running(live.restarts));
             }
         };
-        Event::Ended(Some((*id, reason, restarts)))
+        Event::Ended(Some((id, reason, restarts)))
     }
 }
 
@@ -912,7 +912,7 @@ struct Harness<'w> {
 
 /// An exit report, reduced to what the model predicts.
 fn summary(report: &ExitReport) -> (SessionId, ExitReason, u32) {
-    (*report.id(), report.reason().clone(), report.restarts())
+    (report.id(), report.reason().clone(), report.restarts())
 }
 
 impl<'w> Harness<'w> {
@@ -966,8 +966,8 @@ impl<'w> Harness<'w> {
             self.sup
                 .start_session(session.clone(), body(kind, command_rx, ack_tx)),
         );
-        let expected = self.model.admit(&session).map(|()| *session.id());
-        let got = started.as_ref().map(|h| *h.id()).map_err(Clone::clone);
+        let expected = self.model.admit(&session).map(|()| session.id());
+        let got = started.as_ref().map(|h| h.id()).map_err(Clone::clone);
         prop_assert_eq!(got, expected, "start_session");
         if let Ok(handle) = started {
             let wires = Wires {
@@ -976,21 +976,21 @@ impl<'w> Harness<'w> {
                 acks,
             };
             prop_assert_eq!(wires.next_event(), Event::Ack(Ack::Running(0)), "first run");
-            self.wires.insert(*session.id(), wires);
+            self.wires.insert(session.id(), wires);
             self.model.start(session, kind);
         }
         Ok(())
     }
 
     fn stop(&mut self, id: SessionId) -> TestCaseResult {
-        let stopped = seen(self.sup.stop_session(&id)).map(|report| summary(&report));
+        let stopped = seen(self.sup.stop_session(id)).map(|report| summary(&report));
         let expected = match self.model.live.get(&id) {
             Some(live) => Ok((id, ExitReason::Stopped, live.restarts)),
             None => Err(not_found_id(id)),
         };
         prop_assert_eq!(&stopped, &expected, "stop_session");
         if let Ok(report) = stopped {
-            self.ended(&id, report)?;
+            self.ended(id, report)?;
         }
         Ok(())
     }
@@ -1005,18 +1005,21 @@ impl<'w> Harness<'w> {
             .commands
             .send(command)
             .expect("the body holds the receiver");
-        let expected = self.model.command(&id, command);
+        let expected = self.model.command(id, command);
         let event = wires.next_event();
         prop_assert_eq!(&event, &expected, "what the session did");
         if let Event::Ended(Some(report)) = event {
-            self.ended(&id, report)?;
+            self.ended(id, report)?;
         }
         Ok(())
     }
 
     /// The session ended with `report`: its handle says so, and the model forgets it.
-    fn ended(&mut self, id: &SessionId, report: (SessionId, ExitReason, u32)) -> TestCaseResult {
-        let wires = self.wires.remove(id).expect("an ended session was running");
+    fn ended(&mut self, id: SessionId, report: (SessionId, ExitReason, u32)) -> TestCaseResult {
+        let wires = self
+            .wires
+            .remove(&id)
+            .expect("an ended session was running");
         prop_assert!(!wires.handle.is_running());
         let again = wires
             .handle
@@ -1028,7 +1031,7 @@ impl<'w> Harness<'w> {
     }
 
     fn rename(&mut self, id: SessionId, given: &str) -> TestCaseResult {
-        let renamed = seen(self.sup.rename_session(&id, given));
+        let renamed = seen(self.sup.rename_session(id, given));
         let Some(old) = self.model.table.by_id.get(&id).cloned() else {
             prop_assert_eq!(renamed, Err(not_found_id(id)), "rename_session");
             return Ok(());
@@ -1060,7 +1063,7 @@ impl<'w> Harness<'w> {
         prop_assert_eq!(&exited, &expected, "shutdown: exited, newest first");
         for report in exited {
             let id = report.0;
-            self.ended(&id, report)?;
+            self.ended(id, report)?;
         }
         self.model.shut_down = true;
         Ok(())
@@ -1074,12 +1077,12 @@ impl<'w> Harness<'w> {
             "is_shut_down"
         );
         prop_assert_eq!(self.sup.max_sessions(), MAX_SESSIONS);
-        let started: Vec<SessionId> = self.sup.list_sessions().iter().map(|h| *h.id()).collect();
+        let started: Vec<SessionId> = self.sup.list_sessions().iter().map(|h| h.id()).collect();
         prop_assert_eq!(started, self.model.started(), "list_sessions (start order)");
-        for (id, wires) in &self.wires {
+        for (&id, wires) in &self.wires {
             prop_assert!(wires.handle.is_running(), "session {} should run", id);
-            let found = self.sup.find_session(id).map(|h| *h.id());
-            prop_assert_eq!(seen(found), Ok(*id), "find_session({})", id);
+            let found = self.sup.find_session(id).map(|h| h.id());
+            prop_assert_eq!(seen(found), Ok(id), "find_session({})", id);
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ fn start_running(sup: &SessionSupervisor, projects: &Projects) -> BTreeSet<Sessi
         .map(|i| {
             let body = stub::reports(runs_tx.clone());
             let handle = sup.start_session(projects.session(i), body).expect("start");
-            *handle.id()
+            handle.id()
         })
         .collect();
     for _ in 0..RUNNING {
@@ -44,40 +44,37 @@ fn start_and_end(sup: &SessionSupervisor, projects: &Projects) {
 
 #[test]
 fn shutdown_of_100_sessions_reports_each_and_leaves_no_thread_running() {
-    guard(
-        "shutdown_of_100_sessions_reports_each_and_leaves_no_thread_running",
-        move || {
-            let projects = Projects::new(RUNNING + ENDED);
-            // Linux only: elsewhere the count is unknown and its checks are skipped.
-            let before = thread_count();
-            // One more: the sessions that end are started one at a time.
-            let sup = SessionSupervisor::builder()
-                .max_sessions(RUNNING + 1)
-                .build();
-            let started = start_running(&sup, &projects);
-            if let Some(before) = before {
-                let during = thread_count().expect("counted before");
-                assert_eq!(during, before + RUNNING, "one thread per session, no more");
-            }
-            start_and_end(&sup, &projects);
+    guard!(move || {
+        let projects = Projects::new(RUNNING + ENDED);
+        // Linux only: elsewhere the count is unknown and its checks are skipped.
+        let before = thread_count();
+        // One more: the sessions that end are started one at a time.
+        let sup = SessionSupervisor::builder()
+            .max_sessions(RUNNING + 1)
+            .build();
+        let started = start_running(&sup, &projects);
+        if let Some(before) = before {
+            let during = thread_count().expect("counted before");
+            assert_eq!(during, before + RUNNING, "one thread per session, no more");
+        }
+        start_and_end(&sup, &projects);
 
-            let report = sup.shutdown();
-            assert!(report.is_complete(), "{:?}", report.timed_out());
-            assert_eq!(report.exited().len(), RUNNING);
-            let reported: BTreeSet<_> = report.exited().iter().map(|r| *r.id()).collect();
-            assert_eq!(reported, started);
-            assert!(report
-                .exited()
-                .iter()
-                .all(|r| r.reason() == &ExitReason::Stopped));
-            assert_eq!(sup.count(), 0);
-            if let Some(before) = before {
-                assert_eq!(thread_count(), Some(before), "threads left after shutdown");
-            }
-            drop(sup);
-            if let Some(before) = before {
-                assert_eq!(thread_count(), Some(before), "threads left after drop");
-            }
-        },
-    );
+        let report = sup.shutdown();
+        assert!(report.is_complete(), "{:?}", report.timed_out());
+        assert_eq!(report.exited().len(), RUNNING);
+        let reported: BTreeSet<_> = report.exited().iter().map(|r| r.id()).collect();
+        assert_eq!(reported, started);
+        assert!(report
+            .exited()
+            .iter()
+            .all(|r| r.reason() == &ExitReason::Stopped));
+        assert_eq!(sup.count(), 0);
+        if let Some(before) = before {
+            assert_eq!(thread_count(), Some(before), "threads left after shutdown");
+        }
+        drop(sup);
+        if let Some(before) = before {
+            assert_eq!(thread_count(), Some(before), "threads left after drop");
+        }
+    });
 }

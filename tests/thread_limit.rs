@@ -135,14 +135,14 @@ fn three_supervisors_near_max_map_count_are_refused_with_a_typed_error_not_an_ab
         );
         assert_eq!(counts.iter().sum::<usize>(), started);
         // The refused session left nothing behind.
-        assert!(sups[refused_on].lookup(&refused_id).is_err());
+        assert!(sups[refused_on].lookup(refused_id).is_err());
         assert!(sups[refused_on].lookup_by_path(projects.path(dir)).is_err());
 
         // Every supervisor refuses again: the budget counts the mappings again and finds
         // no more room. Project `dir + 1` is new to all three.
         for (sup, &count) in sups.iter().zip(&counts) {
             let again = refused(sup.start_session(projects.session(dir + 1), stub::idle()));
-            assert!(sup.lookup(&again).is_err(), "refused {again} is registered");
+            assert!(sup.lookup(again).is_err(), "refused {again} is registered");
             assert_eq!(sup.count(), count, "a refused start changed the count");
         }
 

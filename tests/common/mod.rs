@@ -96,12 +96,38 @@ where
 /// The limit of [`guard`]: far above what any test needs on a loaded 2-core machine.
 pub const GUARD_LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs a whole test under [`with_watchdog`] with [`GUARD_LIMIT`].
+/// Runs a whole test under [`with_watchdog`] with [`GUARD_LIMIT`]. Tests call it
+/// through the [`guard!`] macro, which names the watchdog after them.
 pub fn guard<F>(name: &str, test: F)
 where
     F: FnOnce() + Send + 'static,
 {
     with_watchdog(name, GUARD_LIMIT, test);
+}
+
+/// Runs the enclosing test under the watchdog ([`guard`]), named after the test
+/// function: `guard!(|| { ... })` in `fn my_test()` watches a thread named `my_test`.
+///
+/// Call it directly in the test function's body: inside a closure, the name would be
+/// the closure's.
+#[allow(unused_macros)] // Not every test binary uses it.
+macro_rules! guard_test {
+    ($test:expr $(,)?) => {{
+        fn here() {}
+        let name = $crate::common::function_name(::std::any::type_name_of_val(&here));
+        $crate::common::guard(name, $test)
+    }};
+}
+// Re-exported by path under the name of the function it calls, so that test files
+// import both with `use common::guard;` and call `guard!(...)`.
+#[allow(unused_imports)]
+pub(crate) use guard_test as guard;
+
+/// The name of the function whose local item `here` has this type name: the last
+/// path segment before `::here` (`"faults::my_test::here"` gives `"my_test"`).
+pub fn function_name(here: &'static str) -> &'static str {
+    let path = here.strip_suffix("::here").unwrap_or(here);
+    path.rsplit("::").next().unwrap_or(path)
 }
 
 /// Sends on its channel when dropped.

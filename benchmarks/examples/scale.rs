@@ -1,7 +1,9 @@
 //! Starts N idle sessions, looks them up, stops them all, and does the same with N bare
 //! threads, printing a table with the ratios.
 //!
-//! Run with `cargo run --release --example scale -- [N]` (default 10,000).
+//! Run from the repository's root with
+//! `cargo run --release -p session-supervisor-benchmarks --example scale -- [N]`
+//! (default 10,000).
 //!
 //! Each session gets its own fresh temp directory and a 64 KiB stack. The bare side does
 //! the same work without the crate: spawn a thread with the same stack, wait until it

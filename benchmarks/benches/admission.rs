@@ -32,8 +32,8 @@ fn register_unregister(registry: &SessionRegistry, session: &Session) {
 }
 
 fn insert_remove(map: &BareMap, session: &Session) {
-    map.write().insert(*session.id(), session.clone());
-    map.write().remove(session.id()).unwrap();
+    map.write().insert(session.id(), session.clone());
+    map.write().remove(&session.id()).unwrap();
 }
 
 /// A thread running the same kind of cycle on its own session, until dropped.
@@ -77,7 +77,7 @@ fn admission(c: &mut Criterion) {
     let registry = Arc::new(SessionRegistry::new(RESIDENT + 2));
     let bare = Arc::new(BareMap::default());
     for session in sessions {
-        bare.write().insert(*session.id(), session.clone());
+        bare.write().insert(session.id(), session.clone());
         registry.register(session).unwrap();
     }
 

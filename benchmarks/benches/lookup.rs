@@ -105,7 +105,7 @@ impl Fixture {
     }
 
     fn ids(&self) -> Vec<SessionId> {
-        self.sessions.iter().map(|s| *s.id()).collect()
+        self.sessions.iter().map(|s| s.id()).collect()
     }
 
     fn paths(&self) -> Vec<PathBuf> {
@@ -131,9 +131,9 @@ impl Fixture {
         let mut spare = self.spare.clone().into_iter().cycle();
         Churn::start(pace, move || {
             let session = spare.next().unwrap();
-            let id = *session.id();
+            let id = session.id();
             registry.register(session).unwrap();
-            registry.unregister(&id).unwrap();
+            registry.unregister(id).unwrap();
         })
     }
 
@@ -232,13 +232,13 @@ fn hot_paths(c: &mut Criterion) {
         let fixture = Fixture::new(n);
         let (ids, paths) = (fixture.ids(), fixture.paths());
         let registry = &fixture.registry;
-        let bare_ids: Arc<ParkingMap<SessionId>> = fixture.bare(|s| *s.id());
+        let bare_ids: Arc<ParkingMap<SessionId>> = fixture.bare(|s| s.id());
         let bare_paths: Arc<ParkingMap<PathBuf>> = fixture.bare(|s| s.project_path().into());
 
         let mut group = c.benchmark_group("lookup");
         let id = |name: &str| BenchmarkId::new(name, n);
         bench_keys(&mut group, id("by_id/session"), &ids, |k| {
-            registry.lookup(k).ok()
+            registry.lookup(*k).ok()
         });
         bench_keys(&mut group, id("by_id/bare"), &ids, |k| bare_ids.get(k));
         let by_path = |k: &PathBuf| registry.lookup_by_path(k).ok();
@@ -310,13 +310,13 @@ fn under_churn(c: &mut Criterion, load: Load) {
 
         let writer = fixture.churn_registry(load.pace());
         bench_keys(&mut group, id("by_id/session"), &ids, |k| {
-            registry.lookup(k).ok()
+            registry.lookup(*k).ok()
         });
         let by_path = |k: &PathBuf| registry.lookup_by_path(k).ok();
         bench_keys(&mut group, id("by_path/session"), &paths, by_path);
         drop(writer);
 
-        let by_id = |s: &Session| *s.id();
+        let by_id = |s: &Session| s.id();
         let by_path = |s: &Session| s.project_path().to_path_buf();
         let pace = load.pace();
         churn_bare::<_, ParkingMap<_>>(&mut group, &fixture, id("by_id/bare"), &ids, by_id, pace);

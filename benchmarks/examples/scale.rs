@@ -210,7 +210,7 @@ struct Keys {
 impl Keys {
     fn of(sessions: &[Session]) -> Keys {
         Keys {
-            ids: sessions.iter().map(|s| *s.id()).collect(),
+            ids: sessions.iter().map(|s| s.id()).collect(),
             paths: sessions.iter().map(|s| s.project_path().into()).collect(),
         }
     }
@@ -243,7 +243,7 @@ fn sessions_side(sessions: Vec<Session>, threads_at_start: Option<usize>) -> Res
         Ok(())
     })?;
     check_threads("after starting the sessions", threads_at_start, n)?;
-    measured.by_id = average(&keys.ids, |id| sup.lookup(id).is_ok())?;
+    measured.by_id = average(&keys.ids, |id| sup.lookup(*id).is_ok())?;
     measured.by_path = average(&keys.paths, |path| sup.lookup_by_path(path).is_ok())?;
 
     let began = Instant::now();
@@ -271,7 +271,7 @@ impl BareMaps {
     fn insert(&self, session: Session) {
         let path = session.project_path().to_path_buf();
         self.by_path.write().insert(path, session.clone());
-        self.by_id.write().insert(*session.id(), session);
+        self.by_id.write().insert(session.id(), session);
     }
 }
 

@@ -116,7 +116,7 @@ impl<M> SessionSupervisor<M> {
     }
 
     /// Prepares a start with more choices than [`start_session`](Self::start_session):
-    /// a restart policy of the session's own, a [`SessionBody`] value, or a factory that
+    /// a restart policy of the session's own, a [`SessionBody`](crate::SessionBody) value, or a factory that
     /// makes a fresh body for each restart. Nothing happens until one of [`Start`]'s
     /// `run`, `body` or `factory` is called.
     ///

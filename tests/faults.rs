@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Once;
 use std::time::Duration;
 
-use common::{thread_count, with_watchdog, Projects, TIMEOUT};
+use common::{thread_count, with_watchdog, BadDisplay, Bomb, Projects, EXPECTED, TIMEOUT};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -33,7 +33,6 @@ use session_supervisor::{
 };
 
 const PATHS: usize = 3;
-const EXPECTED: &str = "expected panic";
 
 /// How a session's body misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -96,28 +95,6 @@ enum Op {
     },
 }
 
-/// Panics when dropped, while armed.
-struct Bomb(bool);
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        if self.0 {
-            panic!("{EXPECTED}");
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Unprintable;
-
-impl std::fmt::Display for Unprintable {
-    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        panic!("{EXPECTED}")
-    }
-}
-
-impl std::error::Error for Unprintable {}
-
 enum Msg {
     Exit,
     Panic,
@@ -167,7 +144,7 @@ impl SessionBody<Msg> for Faulty {
             Fault::InitPanics => panic!("{EXPECTED}"),
             Fault::InitPanicsWithABomb => std::panic::panic_any(Bomb(true)),
             Fault::InitFails => Err(EXPECTED.into()),
-            Fault::InitFailsUnprintably => Err(Box::new(Unprintable)),
+            Fault::InitFailsUnprintably => Err(Box::new(BadDisplay)),
             _ => Ok(()),
         }
     }

@@ -9,15 +9,12 @@ use std::cell::RefCell;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use common::{guard, recv_within, Projects, TIMEOUT};
+use common::{guard, recv_within, BadDisplay, Bomb, Projects, EXPECTED, TIMEOUT};
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use session_supervisor::{
     Control, Error, ExitReason, InitError, ReplyTo, Restart, RestartPolicy, SessionBody,
     SessionContext, SessionEvent, SessionSupervisor, Subscription,
 };
-
-/// The text of every panic these tests cause on purpose; kept off stderr.
-const EXPECTED: &str = "expected panic";
 
 /// What a wait bounded by a timeout may take beyond it on a loaded machine.
 const MARGIN: Duration = Duration::from_secs(2);
@@ -37,29 +34,6 @@ fn quiet_expected_panics() {
         }));
     });
 }
-
-/// Panics when dropped, while armed.
-struct Bomb(bool);
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        if self.0 {
-            panic!("{EXPECTED}");
-        }
-    }
-}
-
-/// A `Display` that panics.
-#[derive(Debug)]
-struct BadDisplay;
-
-impl std::fmt::Display for BadDisplay {
-    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        panic!("{EXPECTED}")
-    }
-}
-
-impl std::error::Error for BadDisplay {}
 
 /// A body whose `init` fails as `fail` says, and whose `run` idles.
 struct FailingInit(fn() -> Result<(), InitError>);

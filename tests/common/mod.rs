@@ -150,3 +150,30 @@ thread_local! {
 pub fn signal_on_thread_exit(exited: crossbeam_channel::Sender<()>) {
     ON_EXIT.with(|slot| *slot.borrow_mut() = Some(OnThreadExit(exited)));
 }
+
+/// The text of every panic the misbehaving helpers below cause on purpose.
+pub const EXPECTED: &str = "expected panic";
+
+/// Panics with [`EXPECTED`] when dropped, while armed: user code that misbehaves in
+/// `Drop`.
+pub struct Bomb(pub bool);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 {
+            panic!("{EXPECTED}");
+        }
+    }
+}
+
+/// An error whose `Display` panics with [`EXPECTED`].
+#[derive(Debug)]
+pub struct BadDisplay;
+
+impl std::fmt::Display for BadDisplay {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("{EXPECTED}")
+    }
+}
+
+impl std::error::Error for BadDisplay {}

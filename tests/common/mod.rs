@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use session_supervisor::crossbeam_channel::Receiver;
 use session_supervisor::{Session, SessionId};
 
 /// The longest any test waits for one event before failing.
@@ -73,7 +73,7 @@ pub fn with_watchdog<F>(name: &str, limit: Duration, test: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    let (done_tx, done_rx) = session_supervisor::crossbeam_channel::bounded::<()>(0);
     let worker = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
@@ -82,7 +82,7 @@ where
         })
         .expect("spawn the test thread");
     match done_rx.recv_timeout(limit) {
-        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+        Err(session_supervisor::crossbeam_channel::RecvTimeoutError::Timeout) => {
             panic!("{name} did not finish within {limit:?}: deadlock?")
         }
         _ => {
@@ -131,7 +131,7 @@ pub fn function_name(here: &'static str) -> &'static str {
 }
 
 /// Sends on its channel when dropped.
-struct OnThreadExit(crossbeam_channel::Sender<()>);
+struct OnThreadExit(session_supervisor::crossbeam_channel::Sender<()>);
 
 impl Drop for OnThreadExit {
     fn drop(&mut self) {
@@ -147,7 +147,7 @@ thread_local! {
 /// Makes the current thread send on `exited` when it ends: thread-locals drop after
 /// every other instruction of the thread, so once the message is there the thread has
 /// finished (and a join that returned has really joined it).
-pub fn signal_on_thread_exit(exited: crossbeam_channel::Sender<()>) {
+pub fn signal_on_thread_exit(exited: session_supervisor::crossbeam_channel::Sender<()>) {
     ON_EXIT.with(|slot| *slot.borrow_mut() = Some(OnThreadExit(exited)));
 }
 

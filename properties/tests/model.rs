@@ -9,6 +9,7 @@
 //! Each property runs 256 cases by default; `PROPTEST_CASES=10000 cargo test --test
 //! model` runs the long version.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::any::Any;

@@ -15,6 +15,7 @@
 //! 256 cases by default; `PROPTEST_CASES=10000 cargo test --release --test faults` runs
 //! the long version. This file holds one test, so that the thread count is its own.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::cell::RefCell;
@@ -23,10 +24,10 @@ use std::sync::Once;
 use std::time::Duration;
 
 use common::{thread_count, with_watchdog, BadDisplay, Bomb, Projects, EXPECTED, TIMEOUT};
-use crossbeam_channel::{unbounded, Receiver, Sender};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseResult, TestRunner};
+use session_supervisor::crossbeam_channel::{unbounded, Receiver, Sender};
 use session_supervisor::{
     Error, InitError, ReplyTo, Restart, RestartPolicy, SessionBody, SessionContext, SessionEvent,
     SessionHandle, SessionId, SessionSupervisor,

@@ -2,17 +2,21 @@
 //! it is given.
 
 use std::cell::Cell;
+use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError as ChannelTimeout};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError as ChannelTimeout};
 
 use crate::boundary::drop_quietly;
+use crate::cell::SessionCell;
+use crate::lifecycle::Shared;
 use crate::mailbox::{Inbox, StopSignal};
 use crate::message::{RecvTimeoutError, TryRecvError};
 use crate::wait::Wait;
-use crate::{Control, Session, SessionId};
+use crate::{ChildHandle, ChildStart, Control, Error, Result, Session, SessionId};
 
 /// The error type `init` may return; its text becomes the reason of
 /// [`Error::StartFailed`](crate::Error::StartFailed).
@@ -97,16 +101,34 @@ where
 /// messages queued while the body restarts are read by the next run.
 pub struct SessionContext<M = ()> {
     session: Session,
-    /// The messages and the stop signal; the stop can be waited for apart from the
+    /// The messages and the stop signals; the stop can be waited for apart from the
     /// messages, so `wait_for_stop` leaves them alone.
     inbox: Inbox<M>,
+    /// The signal that ends this run: a stop, or (with children) a restart of the tree.
+    run: Arc<StopSignal>,
     restarts: Cell<u32>,
+    role: Role<M>,
+    /// Set once the body started a child: its tree may then end a run without a stop
+    /// (one-for-all), so receives watch the run's signal too.
+    has_children: Cell<bool>,
+}
+
+/// Whose context it is: a session's body, which can start children, or a child's.
+enum Role<M> {
+    Session {
+        shared: Arc<Shared<M>>,
+        cell: Arc<SessionCell<M>>,
+    },
+    Child {
+        name: String,
+    },
 }
 
 impl<M> fmt::Debug for SessionContext<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionContext")
             .field("session", &self.session)
+            .field("child_name", &self.child_name())
             .field("restarts", &self.restarts.get())
             .field("stop_requested", &self.stop_requested())
             .finish_non_exhaustive()
@@ -114,11 +136,163 @@ impl<M> fmt::Debug for SessionContext<M> {
 }
 
 impl<M> SessionContext<M> {
-    pub(crate) fn new(session: Session, inbox: Inbox<M>) -> Self {
+    pub(crate) fn for_session(
+        session: Session,
+        inbox: Inbox<M>,
+        shared: Arc<Shared<M>>,
+        cell: Arc<SessionCell<M>>,
+    ) -> Self {
+        SessionContext::new(session, inbox, Role::Session { shared, cell })
+    }
+
+    pub(crate) fn for_child(session: Session, inbox: Inbox<M>, name: String) -> Self {
+        SessionContext::new(session, inbox, Role::Child { name })
+    }
+
+    fn new(session: Session, inbox: Inbox<M>, role: Role<M>) -> Self {
+        let run = inbox.signals.run();
         SessionContext {
             session,
             inbox,
+            run,
             restarts: Cell::new(0),
+            role,
+            has_children: Cell::new(false),
+        }
+    }
+
+    /// The name of the child this context belongs to; `None` in the session's own body.
+    #[must_use]
+    pub fn child_name(&self) -> Option<&str> {
+        match &self.role {
+            Role::Session { .. } => None,
+            Role::Child { name } => Some(name),
+        }
+    }
+
+    /// Whether the worker itself is stopping (no restart, no new run); its current run
+    /// may go on until its children stopped.
+    pub(crate) fn stopping(&self) -> bool {
+        self.inbox.signals.stop().is_raised()
+    }
+
+    /// Takes the signal of the next run (a fresh one after an interrupt).
+    pub(crate) fn renew_run(&mut self) {
+        self.run = self.inbox.signals.renew_run();
+    }
+
+    /// Whether a run may end without the mailbox closing (an interrupt by the tree).
+    fn interruptible(&self) -> bool {
+        self.has_children.get() || matches!(self.role, Role::Child { .. })
+    }
+
+    /// Waits for the next item of the control channel, or for the end of the run.
+    fn next_item(&self, wait: Wait) -> std::result::Result<Control<M>, ChannelTimeout> {
+        if !self.interruptible() {
+            return wait.recv(&self.inbox.control);
+        }
+        let (control, ended) = (&self.inbox.control, self.run.woken());
+        let timeout = match wait {
+            Wait::No => {
+                return self
+                    .inbox
+                    .control
+                    .try_recv()
+                    .map_err(|_| ChannelTimeout::Timeout)
+            }
+            Wait::Forever => None,
+            Wait::Until(deadline) => {
+                Some(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+        };
+        match timeout {
+            None => select! {
+                recv(control) -> item => item.map_err(|_| ChannelTimeout::Disconnected),
+                recv(ended) -> _ => Err(ChannelTimeout::Disconnected),
+            },
+            Some(timeout) => select! {
+                recv(control) -> item => item.map_err(|_| ChannelTimeout::Disconnected),
+                recv(ended) -> _ => Err(ChannelTimeout::Disconnected),
+                default(timeout) => Err(ChannelTimeout::Timeout),
+            },
+        }
+    }
+
+    /// Starts a child of this session: a named worker on a thread of its own, run with
+    /// a context like this one, owned and supervised by the session. Returns once the
+    /// child's `init` finished.
+    ///
+    /// The closure is the child's body; a restart runs it again (see
+    /// [`start_child`](Self::start_child) for a body value or a factory). The session's
+    /// [`ChildStrategy`](crate::ChildStrategy) says what a crash of a child restarts.
+    /// Children stop with their session: newest first, then the session's body.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidName`] as for a session name;
+    /// - [`Error::ChildExists`] if a running child of the session has the name;
+    /// - [`Error::ChildLimitReached`] past the supervisor's
+    ///   [`max_children`](crate::SupervisorBuilder::max_children);
+    /// - [`Error::SessionGone`] if the session is stopping;
+    /// - [`Error::NestedChild`] in a child's context: children have no children;
+    /// - [`Error::Child`] with [`Error::Spawn`] or [`Error::StartFailed`] inside, if the
+    ///   thread could not be spawned or the child's `init` failed; the child is gone by
+    ///   then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_supervisor::{ReplyTo, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::builder().messages::<ReplyTo<String>>().build();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
+    ///     ctx.spawn_child("indexer", |child| {
+    ///         while let Some(reply) = child.recv() {
+    ///             reply.send(format!("{} here", child.child_name().unwrap_or("?")));
+    ///         }
+    ///     })
+    ///     .expect("started");
+    ///     ctx.wait_for_stop();
+    /// })?;
+    /// let indexer = sup.find_child(handle.id(), "indexer")?;
+    /// assert_eq!(indexer.call(|reply| reply, Duration::from_secs(5))?, "indexer here");
+    /// handle.stop()?;
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn spawn_child<F>(&self, name: impl Into<String>, body: F) -> Result<ChildHandle<M>>
+    where
+        F: FnMut(&SessionContext<M>) + Send + 'static,
+        M: Send + 'static,
+    {
+        self.start_child(name).run(body)
+    }
+
+    /// Prepares the start of a child with more choices than
+    /// [`spawn_child`](Self::spawn_child): a [`SessionBody`] value, or a factory that
+    /// makes a fresh body for each restart. Nothing happens until one of
+    /// [`ChildStart`]'s `run`, `body` or `factory` is called.
+    pub fn start_child(&self, name: impl Into<String>) -> ChildStart<'_, M> {
+        ChildStart::new(self, name.into())
+    }
+
+    /// Starts a child from a source of bodies: the one place every child start form
+    /// ends.
+    pub(crate) fn spawn_with<S>(&self, name: String, bodies: S) -> Result<ChildHandle<M>>
+    where
+        S: crate::restart::Bodies<M>,
+        M: Send + 'static,
+    {
+        match &self.role {
+            Role::Session { shared, cell } => {
+                let child = crate::child::spawn(shared, cell, name, bodies)?;
+                self.has_children.set(true);
+                Ok(child)
+            }
+            Role::Child { name: parent } => Err(Error::NestedChild {
+                id: self.id(),
+                child: parent.clone(),
+            }),
         }
     }
 
@@ -144,20 +318,35 @@ impl<M> SessionContext<M> {
         self.restarts.set(restarts);
     }
 
-    /// Whether a stop was requested. Once `true`, it stays `true`.
+    /// Whether a stop was requested: this run should end. Once `true`, it stays `true`
+    /// for this run.
+    ///
+    /// In a session with children it turns `true` once the children have stopped
+    /// (they stop first), and also when a crash of a child restarts the whole tree
+    /// ([`ChildStrategy::OneForAll`](crate::ChildStrategy::OneForAll)); in a child, also
+    /// when a crash of an earlier child restarts it
+    /// ([`ChildStrategy::RestForOne`](crate::ChildStrategy::RestForOne)).
     #[must_use]
     pub fn stop_requested(&self) -> bool {
-        self.stop().is_raised()
+        self.run.is_raised()
     }
 
-    fn stop(&self) -> &StopSignal {
-        &self.inbox.stop
+    /// A channel that is disconnected once this run should end (when
+    /// [`stop_requested`](Self::stop_requested) turns `true`): for a body that selects
+    /// on its own channels and [`control`](Self::control). Nothing is ever sent on it.
+    ///
+    /// Only a body whose run can end without a stop needs it: one with children (a
+    /// one-for-all restart ends its run) or a child (a rest-for-one restart ends its
+    /// run); a stop also closes [`control`](Self::control).
+    #[must_use]
+    pub fn stop_signal(&self) -> &Receiver<Infallible> {
+        self.run.woken()
     }
 
     /// Blocks until a stop is requested (woken by the stop, no polling). Messages stay
     /// in the mailbox.
     pub fn wait_for_stop(&self) {
-        self.stop().wait(Wait::Forever);
+        self.run.wait(Wait::Forever);
     }
 
     /// Blocks until a stop is requested or `timeout` passes; returns whether a stop was
@@ -180,7 +369,7 @@ impl<M> SessionContext<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn wait_for_stop_timeout(&self, timeout: Duration) -> bool {
-        self.stop().wait(Wait::at_most(timeout))
+        self.run.wait(Wait::at_most(timeout))
     }
 
     /// Waits for the next message; `None` once a stop is requested.
@@ -212,7 +401,7 @@ impl<M> SessionContext<M> {
         if self.stop_requested() {
             return None;
         }
-        match self.inbox.control.recv() {
+        match self.next_item(Wait::Forever) {
             Ok(Control::Message(message)) if !self.stop_requested() => Some(message),
             _ => None,
         }
@@ -228,7 +417,7 @@ impl<M> SessionContext<M> {
         if self.stop_requested() {
             return Err(RecvTimeoutError::Stopped);
         }
-        match self.inbox.control.recv_timeout(timeout) {
+        match self.next_item(Wait::at_most(timeout)) {
             Ok(Control::Message(message)) if !self.stop_requested() => Ok(message),
             Err(ChannelTimeout::Timeout) => Err(RecvTimeoutError::Timeout),
             _ => Err(RecvTimeoutError::Stopped),

@@ -5,7 +5,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::registry::DEFAULT_MAX_SESSIONS;
-use crate::{RestartPolicy, SessionSupervisor};
+use crate::tree::DEFAULT_MAX_CHILDREN;
+use crate::{ChildStrategy, RestartPolicy, SessionSupervisor};
 
 /// The stop timeout of a default supervisor.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,6 +38,8 @@ pub struct SupervisorBuilder<M = ()> {
     pub(crate) stack_size: Option<usize>,
     pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) policy: RestartPolicy,
+    pub(crate) child_strategy: ChildStrategy,
+    pub(crate) max_children: usize,
     /// `fn() -> M`: the builder holds no `M`, so it is `Send` and `Sync` whatever `M` is.
     messages: PhantomData<fn() -> M>,
 }
@@ -49,6 +52,8 @@ impl SupervisorBuilder {
             stack_size: None,
             mailbox_capacity: None,
             policy: RestartPolicy::default(),
+            child_strategy: ChildStrategy::default(),
+            max_children: DEFAULT_MAX_CHILDREN,
             messages: PhantomData,
         }
     }
@@ -85,6 +90,8 @@ impl<M> SupervisorBuilder<M> {
             stack_size: self.stack_size,
             mailbox_capacity: self.mailbox_capacity,
             policy: self.policy,
+            child_strategy: self.child_strategy,
+            max_children: self.max_children,
             messages: PhantomData,
         }
     }
@@ -129,6 +136,23 @@ impl<M> SupervisorBuilder<M> {
         self
     }
 
+    /// How the children of each session are restarted when one crashes (default
+    /// [`ChildStrategy::OneForAll`]); a start may choose another with
+    /// [`Start::child_strategy`](crate::Start::child_strategy).
+    pub fn child_strategy(mut self, strategy: ChildStrategy) -> SupervisorBuilder<M> {
+        self.child_strategy = strategy;
+        self
+    }
+
+    /// How many children one session may run at once (default
+    /// [`DEFAULT_MAX_CHILDREN`](crate::DEFAULT_MAX_CHILDREN), 16); one more fails with
+    /// [`Error::ChildLimitReached`](crate::Error::ChildLimitReached). Children also
+    /// count against the process's thread budget.
+    pub fn max_children(mut self, max_children: usize) -> SupervisorBuilder<M> {
+        self.max_children = max_children;
+        self
+    }
+
     /// Builds the supervisor.
     pub fn build(self) -> SessionSupervisor<M> {
         SessionSupervisor::from_builder(self)
@@ -149,6 +173,8 @@ impl<M> fmt::Debug for SupervisorBuilder<M> {
             .field("stack_size", &self.stack_size)
             .field("mailbox_capacity", &self.mailbox_capacity)
             .field("policy", &self.policy)
+            .field("child_strategy", &self.child_strategy)
+            .field("max_children", &self.max_children)
             .finish()
     }
 }

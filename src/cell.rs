@@ -11,8 +11,9 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
 use crate::mailbox::{Postbox, Refused};
+use crate::tree::{is_owned_by, Tree};
 use crate::wait::Wait;
-use crate::{Error, ExitReason, ExitReport, SendError, Session, SessionId};
+use crate::{ChildHandle, Error, ExitReason, ExitReport, SendError, Session, SessionId};
 
 /// One incarnation of a session: compared by address, so a late end of an old thread
 /// never touches a newer session that reuses the id.
@@ -35,6 +36,8 @@ pub(crate) struct SessionCell<M> {
     /// Disconnected by the session thread's end guard, as its very last act.
     done: Receiver<Infallible>,
     exit: Mutex<Option<ExitReport>>,
+    /// The session's children.
+    tree: Tree<M>,
 }
 
 /// Who may join the thread. `Spawning` until the start stores the handle, so a reaper
@@ -59,6 +62,7 @@ impl<M> SessionCell<M> {
         session: Session,
         (seq, stop_timeout): (u64, Duration),
         postbox: Postbox<M>,
+        tree: Tree<M>,
     ) -> (SessionCell<M>, Sender<Infallible>) {
         let (done_tx, done) = crossbeam_channel::bounded(0);
         let cell = SessionCell {
@@ -72,6 +76,7 @@ impl<M> SessionCell<M> {
             join: Mutex::new(JoinState::Spawning),
             done,
             exit: Mutex::new(None),
+            tree,
         };
         (cell, done_tx)
     }
@@ -117,24 +122,71 @@ impl<M> SessionCell<M> {
             })
     }
 
-    /// Requests the stop; idempotent, never blocks.
+    pub(crate) fn tree(&self) -> &Tree<M> {
+        &self.tree
+    }
+
+    /// A handle to the running child `name`.
+    pub(crate) fn child(&self, name: &str) -> Result<ChildHandle<M>, Error> {
+        match self.tree.find(name) {
+            Some(child) => Ok(ChildHandle::new(child)),
+            None => Err(Error::ChildNotFound {
+                id: self.id,
+                child: name.to_owned(),
+            }),
+        }
+    }
+
+    /// Identifies the session among the threads that work for it (see
+    /// [`set_owner`](crate::tree::set_owner)).
+    pub(crate) fn owner(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Whether the current thread works for this session: its own or a child's. Such a
+    /// thread cannot wait for the session's end.
+    pub(crate) fn is_within(&self) -> bool {
+        self.is_current_thread() || is_owned_by(self.owner())
+    }
+
+    /// Requests the stop; idempotent, never blocks. The children stop first, newest
+    /// first, then the body's run ends (each child's end takes the next step).
     pub(crate) fn request_stop(&self) {
-        self.postbox.stop();
+        if self.postbox.request_stop() {
+            self.advance_stop();
+        }
+    }
+
+    /// The next step of a stop: see [`Tree::advance_stop`].
+    pub(crate) fn advance_stop(&self) {
+        self.tree.advance_stop(&self.postbox);
+    }
+
+    /// Ends the body's current run without stopping the session: its tree restarts it.
+    pub(crate) fn interrupt(&self) {
+        self.postbox.signals().raise_run();
     }
 
     /// Requests the stop and waits, up to the stop timeout, for the end; then joins.
     pub(crate) fn stop(&self) -> Result<ExitReport, Error> {
         self.request_stop();
         let id = self.id;
-        if self.is_current_thread() {
+        if self.is_within() {
             return Err(Error::StopFromOwnThread { id });
         }
         match self.await_end(Wait::at_most(self.stop_timeout)) {
             Ended::Yes => Ok(self.exit_report()),
-            Ended::TimedOut => Err(Error::StopTimeout {
-                id,
-                timeout: self.stop_timeout,
-            }),
+            Ended::TimedOut => Err(self.timed_out()),
+        }
+    }
+
+    /// The error of a stop that timed out: names the child still running, if one is.
+    pub(crate) fn timed_out(&self) -> Error {
+        let (id, timeout) = (self.id, self.stop_timeout);
+        let stop_timeout = Error::StopTimeout { id, timeout };
+        match self.tree.newest() {
+            Some(child) => child.error(stop_timeout),
+            None => stop_timeout,
         }
     }
 
@@ -188,11 +240,7 @@ impl<M> SessionCell<M> {
     /// Waits until the session thread's end guard has run, as `wait` allows. On the
     /// session's own thread it does not wait: the thread cannot end while it waits.
     pub(crate) fn wait(&self, wait: Wait) -> Ended {
-        let wait = if self.is_current_thread() {
-            Wait::No
-        } else {
-            wait
-        };
+        let wait = if self.is_within() { Wait::No } else { wait };
         match wait.recv(&self.done) {
             Ok(never) => match never {},
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Ended::Yes,
@@ -243,6 +291,7 @@ impl<M> SessionCell<M> {
             },
             restarts: 0,
             run_time: Duration::ZERO,
+            children: Vec::new(),
         });
         report.session = self.session();
         report
@@ -257,7 +306,8 @@ mod tests {
     fn cell() -> (SessionCell<()>, Sender<Infallible>) {
         let (postbox, _) = mailbox(None);
         let session = Session::new(std::env::temp_dir()).unwrap();
-        SessionCell::new(session, (0, Duration::MAX), postbox)
+        let tree = Tree::new(session.id(), Default::default(), 16, Default::default());
+        SessionCell::new(session, (0, Duration::MAX), postbox, tree)
     }
 
     /// A stopper may find the thread ended before the start stored its handle; the

@@ -172,8 +172,59 @@ pub enum Error {
         id: SessionId,
     },
 
-    /// `stop_session` was called on the session's own thread, which cannot wait for
-    /// itself to end.
+    /// A child of a session with this name is running already.
+    #[error("session {id} already has a child named {child:?}")]
+    ChildExists {
+        /// The session.
+        id: SessionId,
+        /// The name asked for.
+        child: String,
+    },
+
+    /// The session runs as many children as its supervisor allows.
+    #[error("session {id} runs its limit of {max} children")]
+    ChildLimitReached {
+        /// The session.
+        id: SessionId,
+        /// The limit ([`SupervisorBuilder::max_children`](crate::SupervisorBuilder::max_children)).
+        max: usize,
+    },
+
+    /// The session runs no child of this name.
+    #[error("session {id} has no child named {child:?}")]
+    ChildNotFound {
+        /// The session.
+        id: SessionId,
+        /// The name looked for.
+        child: String,
+    },
+
+    /// A child tried to start a child: only a session's body starts children.
+    #[error("child {child:?} of session {id} cannot start children of its own")]
+    NestedChild {
+        /// The session.
+        id: SessionId,
+        /// The child that tried.
+        child: String,
+    },
+
+    /// Something went wrong with one child of a session: `error` says what, as it would
+    /// for a session ([`Error::SessionGone`], [`Error::MailboxFull`],
+    /// [`Error::CallTimeout`], [`Error::NoReply`], [`Error::Spawn`],
+    /// [`Error::StartFailed`], [`Error::StopTimeout`], ...).
+    #[error("child {child:?} of session {id}: {error}")]
+    Child {
+        /// The session.
+        id: SessionId,
+        /// The child.
+        child: String,
+        /// What went wrong.
+        #[source]
+        error: Box<Error>,
+    },
+
+    /// `stop_session` was called on the session's own thread (or a child's), which
+    /// cannot wait for the session to end.
     ///
     /// The stop has been requested all the same: the session ends once its body
     /// returns, and is not restarted.

@@ -14,7 +14,9 @@ use crate::{ExitReason, Session, SessionId};
 pub const EVENT_QUEUE_CAPACITY: usize = 1024;
 
 /// Something that happened to a session. Each session's events come in order:
-/// `Started`, any `Restarted`, then `Exited`; a start that failed has none.
+/// `Started`, any `Restarted` (and its children's `ChildRestarted` and `ChildExited`),
+/// then `Exited`; a start that failed has none. A child's events come before the
+/// `Exited` of its session.
 ///
 /// Every event carries the session's metadata (a cheap copy), so an observer can tell
 /// which session it is about by name and directory even after it ended.
@@ -35,6 +37,28 @@ pub enum SessionEvent {
         /// How the previous run ended.
         reason: ExitReason,
     },
+    /// A child of the session was restarted in place (one-for-one, rest-for-one).
+    ChildRestarted {
+        /// The session, as started.
+        session: Session,
+        /// The child's name.
+        child: String,
+        /// How many restarts the child has had, this one included.
+        restarts: u32,
+        /// How the child's previous run ended ([`ExitReason::Stopped`] for a child
+        /// restarted because an earlier one crashed, rest-for-one).
+        reason: ExitReason,
+    },
+    /// A child of the session ended for good (its session restarts or ends, it was
+    /// not restarted, or its session stopped it).
+    ChildExited {
+        /// The session, as started.
+        session: Session,
+        /// The child's name.
+        child: String,
+        /// Why it ended.
+        reason: ExitReason,
+    },
     /// The session ended and was unregistered.
     Exited {
         /// The session, as it was registered last (a rename included).
@@ -51,6 +75,8 @@ impl SessionEvent {
         match self {
             SessionEvent::Started { session }
             | SessionEvent::Restarted { session, .. }
+            | SessionEvent::ChildRestarted { session, .. }
+            | SessionEvent::ChildExited { session, .. }
             | SessionEvent::Exited { session, .. } => session,
         }
     }

@@ -75,6 +75,7 @@ pub struct ExitReport {
     pub(crate) reason: ExitReason,
     pub(crate) restarts: u32,
     pub(crate) run_time: Duration,
+    pub(crate) children: Vec<ChildExit>,
 }
 
 impl ExitReport {
@@ -107,6 +108,50 @@ impl ExitReport {
     #[must_use]
     pub fn run_time(&self) -> Duration {
         self.run_time
+    }
+
+    /// How the session's children ended (those of the body's last run), in the order
+    /// they ended: newest first when the session stopped them.
+    #[must_use]
+    pub fn children(&self) -> &[ChildExit] {
+        &self.children
+    }
+}
+
+/// How one child of a session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildExit {
+    pub(crate) name: String,
+    pub(crate) reason: ExitReason,
+    pub(crate) restarts: u32,
+    pub(crate) lingered: bool,
+}
+
+impl ChildExit {
+    /// The child's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Why it ended.
+    #[must_use]
+    pub fn reason(&self) -> &ExitReason {
+        &self.reason
+    }
+
+    /// How many times it was restarted in place.
+    #[must_use]
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// Whether it ended only after its stop timeout had passed since its stop was
+    /// requested: the child that kept its session (and the session's directory) past
+    /// a stop's deadline.
+    #[must_use]
+    pub fn lingered(&self) -> bool {
+        self.lingered
     }
 }
 

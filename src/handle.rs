@@ -8,7 +8,7 @@ use crossbeam_channel::RecvTimeoutError;
 
 use crate::cell::{Ended, SessionCell};
 use crate::wait::Wait;
-use crate::{Error, ExitReport, ReplyTo, Result, SendError, Session, SessionId};
+use crate::{ChildHandle, Error, ExitReport, ReplyTo, Result, SendError, Session, SessionId};
 
 /// A cheap, cloneable reference to one session, as started.
 ///
@@ -139,20 +139,9 @@ impl<M> SessionHandle<M> {
         if self.cell.is_current_thread() {
             return Err(Error::CallFromOwnThread { id });
         }
-        let wait = Wait::at_most(timeout);
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        let request = make(ReplyTo::new(reply_tx));
-        if let Err(err) = self.cell.send(request, wait) {
-            return Err(match err.error {
-                Error::MailboxFull { .. } => Error::CallTimeout { id, timeout },
-                other => other,
-            });
-        }
-        match wait.recv(&reply_rx) {
-            Ok(reply) => Ok(reply),
-            Err(RecvTimeoutError::Timeout) => Err(Error::CallTimeout { id, timeout }),
-            Err(RecvTimeoutError::Disconnected) => Err(Error::NoReply { id }),
-        }
+        call(id, make, timeout, |request, wait| {
+            self.cell.send(request, wait)
+        })
     }
 
     /// The session's id.
@@ -195,6 +184,22 @@ impl<M> SessionHandle<M> {
         self.cell.stop()
     }
 
+    /// A handle to the session's running child `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ChildNotFound`] if the session runs no child of that name.
+    pub fn child(&self, name: &str) -> Result<ChildHandle<M>> {
+        self.cell.child(name)
+    }
+
+    /// Handles to the session's running children, in start order.
+    #[must_use]
+    pub fn children(&self) -> Vec<ChildHandle<M>> {
+        let children = self.cell.tree().children();
+        children.into_iter().map(ChildHandle::new).collect()
+    }
+
     /// Whether the session's thread is still at work. Once `false`, the session is
     /// no longer registered.
     #[must_use]
@@ -229,5 +234,29 @@ impl<M> fmt::Debug for SessionHandle<M> {
             .field("id", &self.id())
             .field("running", &self.is_running())
             .finish()
+    }
+}
+
+/// A call: sends the request `make` builds through `send` and waits up to `timeout` for
+/// the reply. The errors are said of the session `id`.
+pub(crate) fn call<M, R>(
+    id: SessionId,
+    make: impl FnOnce(ReplyTo<R>) -> M,
+    timeout: Duration,
+    send: impl FnOnce(M, Wait) -> std::result::Result<(), SendError<M>>,
+) -> Result<R> {
+    let wait = Wait::at_most(timeout);
+    let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+    let request = make(ReplyTo::new(reply_tx));
+    if let Err(err) = send(request, wait) {
+        return Err(match err.error {
+            Error::MailboxFull { .. } => Error::CallTimeout { id, timeout },
+            other => other,
+        });
+    }
+    match wait.recv(&reply_rx) {
+        Ok(reply) => Ok(reply),
+        Err(RecvTimeoutError::Timeout) => Err(Error::CallTimeout { id, timeout }),
+        Err(RecvTimeoutError::Disconnected) => Err(Error::NoReply { id }),
     }
 }

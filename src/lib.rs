@@ -252,6 +252,8 @@ mod body;
 mod boundary;
 mod builder;
 mod cell;
+mod child;
+mod child_handle;
 mod error;
 mod event;
 mod exit;
@@ -271,13 +273,15 @@ mod session;
 mod start;
 pub mod stub;
 mod supervisor;
+mod tree;
 mod wait;
 
 pub use crate::body::{InitError, SessionBody, SessionContext};
 pub use crate::builder::{SupervisorBuilder, DEFAULT_STOP_TIMEOUT};
+pub use crate::child_handle::ChildHandle;
 pub use crate::error::{Error, Result, SessionKey};
 pub use crate::event::{SessionEvent, Subscription, SubscriptionIter, EVENT_QUEUE_CAPACITY};
-pub use crate::exit::{ExitReason, ExitReport, ShutdownReport};
+pub use crate::exit::{ChildExit, ExitReason, ExitReport, ShutdownReport};
 pub use crate::handle::SessionHandle;
 pub use crate::id::SessionId;
 pub use crate::mailbox::Control;
@@ -286,8 +290,9 @@ pub use crate::panics::quiet_session_panics;
 pub use crate::policy::{Backoff, Restart, RestartPolicy};
 pub use crate::registry::{SessionRegistry, DEFAULT_MAX_SESSIONS};
 pub use crate::session::{Session, SessionBuilder, MAX_NAME_CHARS};
-pub use crate::start::Start;
+pub use crate::start::{ChildStart, Start};
 pub use crate::supervisor::SessionSupervisor;
+pub use crate::tree::{ChildStrategy, DEFAULT_MAX_CHILDREN};
 
 /// The README's examples, run as doc tests so they cannot rot.
 #[cfg(doctest)]

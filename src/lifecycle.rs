@@ -27,6 +27,7 @@ use crate::event::Subscribers;
 use crate::mailbox::{mailbox, Inbox};
 use crate::registry::Registry;
 use crate::restart::{first_init, supervise, Bodies};
+use crate::tree::{set_owner, ChildStrategy, Tree};
 use crate::wait::Wait;
 use crate::{
     Error, ExitReason, ExitReport, RestartPolicy, Result, Session, SessionContext, SessionEvent,
@@ -43,6 +44,15 @@ pub(crate) struct Shared<M> {
     pub(crate) stack_size: Option<usize>,
     pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) policy: RestartPolicy,
+    pub(crate) child_strategy: ChildStrategy,
+    pub(crate) max_children: usize,
+}
+
+/// The choices of one start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    pub(crate) policy: RestartPolicy,
+    pub(crate) strategy: ChildStrategy,
 }
 
 /// How the first `init` went, told to the start by the session thread.
@@ -55,14 +65,17 @@ impl<M: Send + 'static> Shared<M> {
         self: &Arc<Self>,
         session: Session,
         bodies: S,
-        policy: RestartPolicy,
+        options: Options,
     ) -> Result<Arc<SessionCell<M>>> {
+        let Options { policy, strategy } = options;
         let id = session.id();
         policy.check(id)?;
         self.reap_finished();
         let (postbox, inbox) = mailbox(self.mailbox_capacity);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (cell, done) = SessionCell::new(session.clone(), (seq, self.stop_timeout), postbox);
+        let tree = Tree::new(id, strategy, self.max_children, policy);
+        let order = (seq, self.stop_timeout);
+        let (cell, done) = SessionCell::new(session.clone(), order, postbox, tree);
         let cell = Arc::new(cell);
         let session = self.registry.insert(session, Arc::clone(&cell))?;
         let (answer_tx, answer_rx) = crossbeam_channel::bounded(1);
@@ -73,7 +86,7 @@ impl<M: Send + 'static> Shared<M> {
             inbox,
             answer: answer_tx,
         };
-        self.spawn(thread, done, bodies, policy)?;
+        self.spawn(thread, done, bodies)?;
         // Answered by the session thread after init, or by its end guard once the
         // entry is gone.
         let reason = match answer_rx.recv() {
@@ -92,11 +105,10 @@ impl<M: Send + 'static> Shared<M> {
         thread: SessionThread<M>,
         done: Sender<Infallible>,
         bodies: S,
-        policy: RestartPolicy,
     ) -> Result<()> {
         let cell = Arc::clone(&thread.cell);
         let stack_size = self.stack_size;
-        let spawn = move || thread.spawn(stack_size, done, bodies, policy);
+        let spawn = move || thread.spawn(stack_size, done, bodies);
         match catch_unwind(AssertUnwindSafe(spawn)) {
             Ok(Ok(handle)) => {
                 cell.set_join_handle(handle);
@@ -193,20 +205,20 @@ impl<M: Send + 'static> SessionThread<M> {
         stack_size: Option<usize>,
         done: Sender<Infallible>,
         bodies: S,
-        policy: RestartPolicy,
     ) -> std::io::Result<JoinHandle<()>> {
         crate::limits::take_thread()?;
         let mut builder = thread::Builder::new().name(self.session.name().to_owned());
         if let Some(bytes) = stack_size {
             builder = builder.stack_size(bytes);
         }
-        builder.spawn(move || self.main(done, bodies, policy))
+        builder.spawn(move || self.main(done, bodies))
     }
 
     /// The session thread from first to last instruction.
-    fn main<S: Bodies<M>>(self, done: Sender<Infallible>, bodies: S, policy: RestartPolicy) {
+    fn main<S: Bodies<M>>(self, done: Sender<Infallible>, bodies: S) {
         let began = Instant::now();
         crate::panics::mark_session_thread();
+        set_owner(self.cell.owner());
         self.cell.set_thread();
         let _fallback = arm(EndGuard {
             shared: Arc::clone(&self.shared),
@@ -215,7 +227,7 @@ impl<M: Send + 'static> SessionThread<M> {
             done: Some(done),
         });
         let cell = Arc::clone(&self.cell);
-        let (reason, restarts) = catch(|| self.live(bodies, policy)).unwrap_or_else(|message| {
+        let (reason, restarts) = catch(|| self.live(bodies)).unwrap_or_else(|message| {
             let message = format!("the session thread failed: {message}");
             (ExitReason::Panicked { message }, 0)
         });
@@ -224,22 +236,28 @@ impl<M: Send + 'static> SessionThread<M> {
             reason,
             restarts,
             run_time: began.elapsed(),
+            children: cell.tree().ends(),
         });
     }
-}
 
-impl<M> SessionThread<M> {
-    /// Starts the body, runs it until it ends for good, and drops it and the mailbox,
-    /// each inside a panic boundary.
-    fn live<S: Bodies<M>>(self, mut bodies: S, policy: RestartPolicy) -> (ExitReason, u32) {
-        let ctx = SessionContext::new(self.session, self.inbox);
+    /// Starts the body, runs it until it ends for good, stops its children, and drops
+    /// the body and the mailbox, each inside a panic boundary.
+    fn live<S: Bodies<M>>(self, mut bodies: S) -> (ExitReason, u32) {
+        let shared = Arc::clone(&self.shared);
+        let cell = Arc::clone(&self.cell);
+        let mut ctx = SessionContext::for_session(self.session, self.inbox, shared, cell);
+        let tree = self.cell.tree();
         let (reason, body) = match first_init(&mut bodies, &ctx) {
-            Err((reason, body)) => (ExitReason::InitFailed { reason }, body),
+            Err((reason, body)) => {
+                tree.stop_children();
+                (ExitReason::InitFailed { reason }, body)
+            }
             Ok(body) => {
                 began(&self.shared.events, &self.cell, &self.answer, ctx.session());
-                supervise(&mut bodies, body, &ctx, &policy, &self.shared.events)
+                supervise(&mut bodies, body, &mut ctx, tree, &self.shared.events)
             }
         };
+        tree.stop_children();
         let restarts = ctx.restarts();
         // The mailbox goes first: later sends fail and hand their message back, and
         // queued calls learn at once that no reply will come.
@@ -278,7 +296,7 @@ thread_local! {
 /// Arms the end guard as this thread's first thread-local, so that it is destroyed
 /// last. Returns it if there is no thread-local storage to arm it in (which a new
 /// thread always has): the caller then keeps it until its own end.
-fn arm<M: 'static>(guard: EndGuard<M>) -> Option<EndGuard<M>> {
+pub(crate) fn arm<G: 'static>(guard: G) -> Option<G> {
     let mut guard = Some(guard);
     let _ = END_GUARD.try_with(|slot| {
         let guard = guard.take().map(|g| Box::new(g) as Box<dyn Any>);
@@ -300,6 +318,9 @@ struct EndGuard<M> {
 impl<M> Drop for EndGuard<M> {
     fn drop(&mut self) {
         quietly(|| self.cell.close_mailbox());
+        // Done already unless the thread's own work failed: no child outlives its
+        // session's entry.
+        quietly(|| self.cell.tree().stop_children());
         let report = self.shared.finish(&self.cell);
         if !self.cell.has_begun() {
             // Answered only now, so the start never sees a half-registered entry.

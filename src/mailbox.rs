@@ -42,7 +42,7 @@ pub(crate) struct StopSignal {
 }
 
 impl StopSignal {
-    fn new() -> StopSignal {
+    pub(crate) fn new() -> StopSignal {
         let (wake, woken) = crossbeam_channel::bounded(0);
         StopSignal {
             requested: AtomicBool::new(false),
@@ -52,7 +52,7 @@ impl StopSignal {
     }
 
     /// Sets the flag and wakes every waiter; returns whether this call set it.
-    fn raise(&self) -> bool {
+    pub(crate) fn raise(&self) -> bool {
         if self.requested.swap(true, Ordering::AcqRel) {
             return false;
         }
@@ -65,12 +65,64 @@ impl StopSignal {
         self.requested.load(Ordering::Acquire)
     }
 
+    /// Disconnected once the flag is set: for a select.
+    pub(crate) fn woken(&self) -> &Receiver<Infallible> {
+        &self.woken
+    }
+
     /// Blocks until a stop is requested or `wait` runs out; returns whether one was.
     pub(crate) fn wait(&self, wait: Wait) -> bool {
         match wait.recv(&self.woken) {
             Ok(never) => match never {},
             Err(_) => self.is_raised(),
         }
+    }
+}
+
+/// The stop signals of one worker (a session's body, or one of its children).
+///
+/// `stop` ends the worker: once raised, it stays raised. `run` ends the current run of
+/// its body: a stop raises it (once the worker's children, if any, have stopped), and
+/// the worker's tree may raise it alone, to end one run for a restart (an interrupt).
+/// After an interrupt the next run gets a fresh `run` signal.
+#[derive(Debug)]
+pub(crate) struct Signals {
+    stop: StopSignal,
+    run: Mutex<Arc<StopSignal>>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        Signals {
+            stop: StopSignal::new(),
+            run: Mutex::new(Arc::new(StopSignal::new())),
+        }
+    }
+
+    /// The worker's stop: raised once, never lowered.
+    pub(crate) fn stop(&self) -> &StopSignal {
+        &self.stop
+    }
+
+    /// The signal of the current run.
+    pub(crate) fn run(&self) -> Arc<StopSignal> {
+        Arc::clone(&self.run.lock())
+    }
+
+    /// Ends the current run (a stop, or an interrupt for a restart).
+    pub(crate) fn raise_run(&self) {
+        self.run.lock().raise();
+    }
+
+    /// A fresh signal for the next run if the last one was raised by an interrupt;
+    /// the raised one if the worker is stopping (its next run must not begin). Under
+    /// the lock `raise_run` takes, so a stop is never lost between the two.
+    pub(crate) fn renew_run(&self) -> Arc<StopSignal> {
+        let mut run = self.run.lock();
+        if run.is_raised() && !self.stop.is_raised() {
+            *run = Arc::new(StopSignal::new());
+        }
+        Arc::clone(&run)
     }
 }
 
@@ -93,14 +145,14 @@ pub(crate) struct Postbox<M> {
     /// mailbox, so that none keeps it open once the session stops or ends.
     closing: Mutex<Option<Sender<Infallible>>>,
     closed: Receiver<Infallible>,
-    stop: Arc<StopSignal>,
+    signals: Arc<Signals>,
 }
 
 /// The receiving half, kept by the session's context on the session thread.
 #[derive(Debug)]
 pub(crate) struct Inbox<M> {
     pub(crate) control: Receiver<Control<M>>,
-    pub(crate) stop: Arc<StopSignal>,
+    pub(crate) signals: Arc<Signals>,
 }
 
 /// Keeps a value on cache lines of its own: every send takes the mailbox's read lock,
@@ -115,15 +167,15 @@ pub(crate) fn mailbox<M>(capacity: Option<usize>) -> (Postbox<M>, Inbox<M>) {
         Some(capacity) => crossbeam_channel::bounded(capacity.max(1)),
         None => crossbeam_channel::unbounded(),
     };
-    let stop = Arc::new(StopSignal::new());
+    let signals = Arc::new(Signals::new());
     let (closing, closed) = crossbeam_channel::bounded(0);
     let postbox = Postbox {
         letters: OwnLine(RwLock::new(Some(sender))),
         closing: Mutex::new(Some(closing)),
         closed,
-        stop: Arc::clone(&stop),
+        signals: Arc::clone(&signals),
     };
-    (postbox, Inbox { control, stop })
+    (postbox, Inbox { control, signals })
 }
 
 impl<M> Postbox<M> {
@@ -178,15 +230,37 @@ impl<M> Postbox<M> {
         Err((Refused::Closed, message))
     }
 
-    /// Requests the stop: sets the flag, wakes every waiter, and closes the mailbox
-    /// after a last `Stop` if it has room. Idempotent; never blocks.
-    pub(crate) fn stop(&self) {
-        if self.stop.raise() {
-            if let Some(letters) = self.take_letters() {
-                // No room? The closed channel tells the body once it read the queue.
-                let _ = letters.try_send(Control::Stop);
-            }
+    /// Requests the stop and ends the current run at once: [`request_stop`] then
+    /// [`end_run`], as a stop does for a worker without children.
+    ///
+    /// [`request_stop`]: Self::request_stop
+    /// [`end_run`]: Self::end_run
+    #[cfg(test)]
+    fn stop(&self) {
+        self.request_stop();
+        self.end_run();
+    }
+
+    /// Raises the worker's stop flag (no restart, no new run from now on) without
+    /// ending the current run yet; returns whether this call raised it.
+    pub(crate) fn request_stop(&self) -> bool {
+        self.signals.stop.raise()
+    }
+
+    /// Ends the current run of a stopping worker: raises the run's signal, wakes every
+    /// waiter, and closes the mailbox after a last `Stop` if it has room. Idempotent;
+    /// never blocks.
+    pub(crate) fn end_run(&self) {
+        self.signals.raise_run();
+        if let Some(letters) = self.take_letters() {
+            // No room? The closed channel tells the body once it read the queue.
+            let _ = letters.try_send(Control::Stop);
         }
+    }
+
+    /// The worker's signals.
+    pub(crate) fn signals(&self) -> &Arc<Signals> {
+        &self.signals
     }
 
     /// Lets go of the mailbox: later sends fail and hand their message back.
@@ -202,7 +276,7 @@ impl<M> Postbox<M> {
 
     /// Whether a stop was requested.
     pub(crate) fn stop_requested(&self) -> bool {
-        self.stop.is_raised()
+        self.signals.stop.is_raised()
     }
 }
 
@@ -237,7 +311,8 @@ mod tests {
         postbox.stop();
         assert_eq!(inbox.control.recv(), Ok(Control::Stop));
         assert!(inbox.control.recv().is_err());
-        assert!(inbox.stop.wait(Wait::Forever));
+        assert!(inbox.signals.run().wait(Wait::Forever));
+        assert!(inbox.signals.stop().is_raised());
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use crate::boundary::{catch, describe, drop_quietly};
 use crate::event::Subscribers;
+use crate::tree::{Failure, Tree};
 use crate::{ExitReason, Restart, RestartPolicy, SessionBody, SessionContext, SessionEvent};
 
 /// How one run of the body ended.
-enum Ending {
+pub(crate) enum Ending {
     Returned,
     Panicked(String),
     InitFailed(String),
@@ -90,7 +91,10 @@ pub(crate) fn first_init<M, S: Bodies<M>>(
 }
 
 /// The next body from `bodies`, panics of a factory caught.
-fn make<M, S: Bodies<M>>(bodies: &mut S, ended: Option<S::Body>) -> Result<S::Body, String> {
+pub(crate) fn make<M, S: Bodies<M>>(
+    bodies: &mut S,
+    ended: Option<S::Body>,
+) -> Result<S::Body, String> {
     match catch(|| bodies.next(ended)) {
         Ok(Some(body)) => Ok(body),
         Ok(None) => Err("no body to run".to_owned()),
@@ -99,23 +103,32 @@ fn make<M, S: Bodies<M>>(bodies: &mut S, ended: Option<S::Body>) -> Result<S::Bo
 }
 
 /// Runs `body` (its first `init` done) until the session ends for good, restarting it
-/// as `policy` says; returns why it ended, and the last body, to drop.
+/// as its policy says; returns why it ended, and the last body, to drop. After every
+/// run the session's children are stopped (a restarted body starts them again).
 pub(crate) fn supervise<M, S: Bodies<M>>(
     bodies: &mut S,
     mut body: S::Body,
-    ctx: &SessionContext<M>,
-    policy: &RestartPolicy,
+    ctx: &mut SessionContext<M>,
+    tree: &Tree<M>,
     events: &Subscribers,
 ) -> (ExitReason, Option<S::Body>) {
-    let mut intensity = Intensity::new(policy);
     let mut ending = run(&mut body, ctx);
     loop {
-        let previous = ending.as_reason();
-        if let Next::End(reason) = next(ending, ctx, policy, &mut intensity) {
+        tree.stop_children();
+        let ending_now = match tree.take_failure() {
+            Some(Failure::GaveUp(reason)) => return (reason, Some(body)),
+            Some(Failure::ChildCrashed { child, message }) if !ctx.stopping() => {
+                Ending::Panicked(format!("child {child:?} panicked: {message}"))
+            }
+            _ => ending,
+        };
+        let previous = ending_now.as_reason();
+        if let Next::End(reason) = next(ending_now, ctx, tree) {
             return (reason, Some(body));
         }
         let restarts = ctx.restarts() + 1;
         ctx.set_restarts(restarts);
+        tree.clear_ends();
         events.publish(SessionEvent::Restarted {
             session: ctx.session().clone(),
             restarts,
@@ -128,13 +141,16 @@ pub(crate) fn supervise<M, S: Bodies<M>>(
         ending = match init(&mut body, ctx) {
             Err(ending) => ending,
             // A restart stopped during its init: no new run once a stop was requested.
-            Ok(()) if ctx.stop_requested() => Ending::Returned,
+            Ok(()) if ctx.stopping() => Ending::Returned,
             Ok(()) => run(&mut body, ctx),
         };
     }
 }
 
-fn init<M, B: SessionBody<M>>(body: &mut B, ctx: &SessionContext<M>) -> Result<(), Ending> {
+pub(crate) fn init<M, B: SessionBody<M>>(
+    body: &mut B,
+    ctx: &SessionContext<M>,
+) -> Result<(), Ending> {
     match catch(|| body.init(ctx)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(Ending::InitFailed(describe(err))),
@@ -142,7 +158,7 @@ fn init<M, B: SessionBody<M>>(body: &mut B, ctx: &SessionContext<M>) -> Result<(
     }
 }
 
-fn run<M, B: SessionBody<M>>(body: &mut B, ctx: &SessionContext<M>) -> Ending {
+pub(crate) fn run<M, B: SessionBody<M>>(body: &mut B, ctx: &SessionContext<M>) -> Ending {
     match catch(|| body.run(ctx)) {
         Ok(()) => Ending::Returned,
         Err(message) => Ending::Panicked(message),
@@ -150,13 +166,9 @@ fn run<M, B: SessionBody<M>>(body: &mut B, ctx: &SessionContext<M>) -> Ending {
 }
 
 /// Decides what follows an ending: a stop and the policy first, then the intensity.
-fn next<M>(
-    ending: Ending,
-    ctx: &SessionContext<M>,
-    policy: &RestartPolicy,
-    intensity: &mut Intensity,
-) -> Next {
-    let stopped = ctx.stop_requested();
+fn next<M>(ending: Ending, ctx: &mut SessionContext<M>, tree: &Tree<M>) -> Next {
+    let stopped = ctx.stopping();
+    let policy = tree.policy();
     let last_panic = match ending {
         Ending::InitFailed(reason) => return Next::End(ExitReason::InitFailed { reason }),
         Ending::Returned if stopped => return Next::End(ExitReason::Stopped),
@@ -169,19 +181,18 @@ fn next<M>(
         Ending::Returned => None,
         Ending::Panicked(message) => Some(message),
     };
-    restart_or_give_up(last_panic, ctx, policy, intensity)
+    restart_or_give_up(last_panic, ctx, tree)
 }
 
 /// Restarts after the backoff if the intensity allows; gives up (logged once, at the
 /// session's end) if not.
 fn restart_or_give_up<M>(
     last_panic: Option<String>,
-    ctx: &SessionContext<M>,
-    policy: &RestartPolicy,
-    intensity: &mut Intensity,
+    ctx: &mut SessionContext<M>,
+    tree: &Tree<M>,
 ) -> Next {
-    if !intensity.admit(Instant::now()) {
-        let restarts = ctx.restarts();
+    if !tree.admit_restart() {
+        let restarts = tree.restarts();
         return Next::End(ExitReason::RestartLimit {
             restarts,
             last_panic,
@@ -195,13 +206,16 @@ fn restart_or_give_up<M>(
     );
     // The jitter differs between sessions and between restarts.
     let seed = ctx.id().as_uuid().as_u64_pair().0 ^ u64::from(restart);
-    let backoff = policy.backoff_rule().delay(intensity.in_window(), seed);
-    let stopped = if backoff.is_zero() {
-        ctx.stop_requested()
-    } else {
-        ctx.wait_for_stop_timeout(backoff)
-    };
-    if stopped {
+    let backoff = tree
+        .policy()
+        .backoff_rule()
+        .delay(tree.restarts_in_window(), seed);
+    // An interrupt ended the last run: the wait and the next run get a fresh signal.
+    ctx.renew_run();
+    if !backoff.is_zero() {
+        ctx.wait_for_stop_timeout(backoff);
+    }
+    if ctx.stopping() {
         Next::End(ExitReason::Stopped)
     } else {
         Next::Restart
@@ -209,14 +223,15 @@ fn restart_or_give_up<M>(
 }
 
 /// Restart intensity: at most `max` restarts within any `window`.
-struct Intensity {
+#[derive(Debug)]
+pub(crate) struct Intensity {
     max: usize,
     window: Duration,
     recent: VecDeque<Instant>,
 }
 
 impl Intensity {
-    fn new(policy: &RestartPolicy) -> Intensity {
+    pub(crate) fn new(policy: &RestartPolicy) -> Intensity {
         Intensity {
             max: policy.max_restarts() as usize,
             window: policy.max_window(),
@@ -225,12 +240,12 @@ impl Intensity {
     }
 
     /// How many restarts the window holds, the last one admitted included.
-    fn in_window(&self) -> u32 {
+    pub(crate) fn in_window(&self) -> u32 {
         u32::try_from(self.recent.len()).unwrap_or(u32::MAX)
     }
 
     /// Records a restart at `now` if the window has room for it.
-    fn admit(&mut self, now: Instant) -> bool {
+    pub(crate) fn admit(&mut self, now: Instant) -> bool {
         while let Some(&oldest) = self.recent.front() {
             if now.saturating_duration_since(oldest) < self.window {
                 break;

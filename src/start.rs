@@ -2,9 +2,11 @@
 
 use std::fmt;
 
-use crate::restart::{Fresh, Reused};
+use crate::lifecycle::Options;
+use crate::restart::{Bodies, Fresh, Reused};
 use crate::{
-    RestartPolicy, Result, Session, SessionBody, SessionContext, SessionHandle, SessionSupervisor,
+    ChildHandle, ChildStrategy, RestartPolicy, Result, Session, SessionBody, SessionContext,
+    SessionHandle, SessionSupervisor,
 };
 
 /// One start, prepared: the session, and the restart policy it will run under. Choose
@@ -61,25 +63,64 @@ use crate::{
 pub struct Start<'a, M> {
     supervisor: &'a SessionSupervisor<M>,
     session: Session,
-    policy: RestartPolicy,
+    options: Options,
 }
 
 impl<'a, M> Start<'a, M> {
     pub(crate) fn new(
         supervisor: &'a SessionSupervisor<M>,
         session: Session,
-        policy: RestartPolicy,
+        options: Options,
     ) -> Start<'a, M> {
         Start {
             supervisor,
             session,
-            policy,
+            options,
         }
     }
 
     /// Uses this restart policy instead of the supervisor's.
     pub fn policy(mut self, policy: RestartPolicy) -> Start<'a, M> {
-        self.policy = policy;
+        self.options.policy = policy;
+        self
+    }
+
+    /// How this session's children are restarted when one crashes, instead of the
+    /// supervisor's [`SupervisorBuilder::child_strategy`](crate::SupervisorBuilder::child_strategy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_supervisor::{ChildStrategy, Session, SessionEvent, SessionSupervisor};
+    ///
+    /// session_supervisor::quiet_session_panics();
+    /// let sup = SessionSupervisor::new();
+    /// let events = sup.subscribe();
+    /// let handle = sup
+    ///     .start(Session::new(std::env::temp_dir())?)
+    ///     .child_strategy(ChildStrategy::OneForOne)
+    ///     .run(|ctx| {
+    ///         ctx.spawn_child("steady", |c| c.wait_for_stop()).expect("started");
+    ///         ctx.spawn_child("flaky", |c| {
+    ///             if c.restarts() == 0 {
+    ///                 panic!("first run crashes");
+    ///             }
+    ///             c.wait_for_stop();
+    ///         })
+    ///         .expect("started");
+    ///         ctx.wait_for_stop();
+    ///     })?;
+    /// let restarted = |e: &SessionEvent| matches!(e, SessionEvent::ChildRestarted { .. });
+    /// assert!(events.wait_for(restarted, Duration::from_secs(5)).is_some());
+    /// // Only the crashed child was restarted; the session and "steady" ran on.
+    /// assert_eq!(handle.child("flaky")?.restarts(), 1);
+    /// assert_eq!(handle.child("steady")?.restarts(), 0);
+    /// handle.stop()?;
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn child_strategy(mut self, strategy: ChildStrategy) -> Start<'a, M> {
+        self.options.strategy = strategy;
         self
     }
 }
@@ -108,7 +149,7 @@ impl<M: Send + 'static> Start<'_, M> {
     pub fn body<B: SessionBody<M>>(self, body: B) -> Result<SessionHandle<M>> {
         let bodies = Reused(Some(body));
         self.supervisor
-            .start_with(self.session, bodies, self.policy)
+            .start_with(self.session, bodies, self.options)
     }
 
     /// Starts the session with a factory of [`SessionBody`] values: each run, the first
@@ -126,7 +167,7 @@ impl<M: Send + 'static> Start<'_, M> {
         B: SessionBody<M>,
     {
         self.supervisor
-            .start_with(self.session, Fresh(make), self.policy)
+            .start_with(self.session, Fresh(make), self.options)
     }
 
     /// Starts the session with a factory of closures: each run, the first and every
@@ -182,7 +223,112 @@ impl<M> fmt::Debug for Start<'_, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Start")
             .field("session", &self.session)
-            .field("policy", &self.policy)
+            .field("policy", &self.options.policy)
+            .field("child_strategy", &self.options.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The choices of one child's start, made before it runs: its body as a closure, a
+/// [`SessionBody`] value, or a factory that makes a fresh body for each restart.
+///
+/// This struct is created by [`SessionContext::start_child`]. Each method starts the
+/// child as [`SessionContext::spawn_child`] does, with the same errors.
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::{Session, SessionSupervisor};
+///
+/// let sup = SessionSupervisor::new();
+/// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
+///     ctx.start_child("indexer")
+///         .run_factory(|| {
+///             let mut seen = Vec::<String>::new(); // fresh on every restart
+///             move |child| {
+///                 seen.clear();
+///                 child.wait_for_stop();
+///             }
+///         })
+///         .expect("started");
+///     ctx.wait_for_stop();
+/// })?;
+/// assert_eq!(handle.children().len(), 1);
+/// handle.stop()?;
+/// # Ok::<(), session_supervisor::Error>(())
+/// ```
+#[must_use = "a child start does nothing until `run`, `body` or a factory is given"]
+pub struct ChildStart<'a, M> {
+    ctx: &'a SessionContext<M>,
+    name: String,
+}
+
+impl<'a, M> ChildStart<'a, M> {
+    pub(crate) fn new(ctx: &'a SessionContext<M>, name: String) -> ChildStart<'a, M> {
+        ChildStart { ctx, name }
+    }
+}
+
+impl<M: Send + 'static> ChildStart<'_, M> {
+    /// Starts the child with a closure as its body; a restart in place runs the same
+    /// closure again.
+    ///
+    /// # Errors
+    ///
+    /// As for [`SessionContext::spawn_child`].
+    pub fn run<F>(self, body: F) -> Result<ChildHandle<M>>
+    where
+        F: FnMut(&SessionContext<M>) + Send + 'static,
+    {
+        self.body(body)
+    }
+
+    /// Starts the child with a [`SessionBody`] value; a restart in place runs `init`
+    /// and `run` again on the same value.
+    ///
+    /// # Errors
+    ///
+    /// As for [`SessionContext::spawn_child`].
+    pub fn body<B: SessionBody<M>>(self, body: B) -> Result<ChildHandle<M>> {
+        self.spawn(Reused(Some(body)))
+    }
+
+    /// Starts the child with a factory: every run (the first and each restart in place)
+    /// gets a fresh body from `make`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`SessionContext::spawn_child`].
+    pub fn factory<F, B>(self, make: F) -> Result<ChildHandle<M>>
+    where
+        F: FnMut() -> B + Send + 'static,
+        B: SessionBody<M>,
+    {
+        self.spawn(Fresh(make))
+    }
+
+    /// Starts the child with a factory of closures: every run gets a fresh closure.
+    ///
+    /// # Errors
+    ///
+    /// As for [`SessionContext::spawn_child`].
+    pub fn run_factory<F, G>(self, mut make: F) -> Result<ChildHandle<M>>
+    where
+        F: FnMut() -> G + Send + 'static,
+        G: FnMut(&SessionContext<M>) + Send + 'static,
+    {
+        self.factory(move || RunFn(make()))
+    }
+
+    fn spawn<S: Bodies<M>>(self, bodies: S) -> Result<ChildHandle<M>> {
+        self.ctx.spawn_with(self.name, bodies)
+    }
+}
+
+impl<M> fmt::Debug for ChildStart<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildStart")
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }

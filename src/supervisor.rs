@@ -12,12 +12,12 @@ use parking_lot::Mutex;
 
 use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
-use crate::lifecycle::Shared;
+use crate::lifecycle::{Options, Shared};
 use crate::registry::Registry;
 use crate::restart::Bodies;
 use crate::wait::Wait;
 use crate::{
-    Error, ExitReport, ReplyTo, RestartPolicy, Result, SendError, Session, SessionContext,
+    ChildHandle, Error, ExitReport, ReplyTo, Result, SendError, Session, SessionContext,
     SessionHandle, SessionId, ShutdownReport, Start, Subscription, SupervisorBuilder,
 };
 
@@ -75,6 +75,8 @@ impl<M> SessionSupervisor<M> {
             stack_size: builder.stack_size,
             mailbox_capacity: builder.mailbox_capacity,
             policy: builder.policy,
+            child_strategy: builder.child_strategy,
+            max_children: builder.max_children,
         };
         SessionSupervisor {
             shared: Arc::new(shared),
@@ -141,7 +143,11 @@ impl<M> SessionSupervisor<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn start(&self, session: Session) -> Start<'_, M> {
-        Start::new(self, session, self.shared.policy)
+        let options = Options {
+            policy: self.shared.policy,
+            strategy: self.shared.child_strategy,
+        };
+        Start::new(self, session, options)
     }
 
     /// Starts a session from a source of bodies; the one place every start form ends.
@@ -149,13 +155,13 @@ impl<M> SessionSupervisor<M> {
         &self,
         session: Session,
         bodies: S,
-        policy: RestartPolicy,
+        options: Options,
     ) -> Result<SessionHandle<M>>
     where
         S: Bodies<M>,
         M: Send + 'static,
     {
-        let cell = self.shared.start(session, bodies, policy)?;
+        let cell = self.shared.start(session, bodies, options)?;
         Ok(SessionHandle::new(cell))
     }
 
@@ -234,7 +240,7 @@ impl<M> SessionSupervisor<M> {
         let wait = Wait::at_most(self.shared.stop_timeout);
         let mut report = ShutdownReport::default();
         for cell in cells {
-            let ended = !cell.is_current_thread() && cell.await_end(wait) == Ended::Yes;
+            let ended = !cell.is_within() && cell.await_end(wait) == Ended::Yes;
             if ended {
                 report.exited.push(cell.exit_report());
             } else {
@@ -366,6 +372,33 @@ impl<M> SessionSupervisor<M> {
     pub fn find_by_name(&self, name: &str) -> Result<SessionHandle<M>> {
         let cell = self.shared.registry.slot_by_name(name)?;
         Ok(SessionHandle::new(cell))
+    }
+
+    /// A handle to the running child `name` of session `id`: two read locks and two
+    /// hash lookups, no write lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this id; [`Error::ChildNotFound`] if it
+    /// runs no child of that name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{stub, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::new();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
+    ///     ctx.spawn_child("agent", stub::idle()).expect("started");
+    ///     ctx.wait_for_stop();
+    /// })?;
+    /// let agent = sup.find_child(handle.id(), "agent")?;
+    /// assert!(agent.is_running());
+    /// assert!(sup.find_child(handle.id(), "nobody").is_err());
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn find_child(&self, id: SessionId, name: &str) -> Result<ChildHandle<M>> {
+        self.cell(id)?.child(name)
     }
 
     /// Whether a session with this id is registered (started and not yet ended).

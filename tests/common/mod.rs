@@ -67,6 +67,42 @@ pub fn thread_count() -> Option<usize> {
         .map(|tasks| tasks.count())
 }
 
+/// The number of threads of this process whose name starts with `prefix`, where the OS
+/// tells (Linux); `None` elsewhere.
+///
+/// A session's thread is named after the session and a child's `session/child`, cut to
+/// 15 bytes by Linux. A test whose sessions carry a name no other test uses counts its
+/// own threads with this, unlike [`thread_count`], while other tests run beside it.
+pub fn threads_named(prefix: &str) -> Option<usize> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let named = tasks
+        .filter_map(Result::ok)
+        // A thread that ended since the listing has no name to read: it is not counted.
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count();
+    Some(named)
+}
+
+/// Reads a thread count (of [`thread_count`] or [`threads_named`]) until it says `n`,
+/// for up to [`TIMEOUT`]; returns the last reading (`None` where the OS does not tell).
+///
+/// A thread that was joined stays listed a moment longer: the kernel wakes the joiner
+/// before the thread has finished its exit. A listing taken while other threads of the
+/// process start or end may miss one. Neither has an event to wait for, so this reads
+/// again, yielding in between, until the count is right or the time is up: a thread
+/// that really stays (or never comes) still fails the test, after [`TIMEOUT`].
+pub fn settled_count(count: impl Fn() -> Option<usize>, n: usize) -> Option<usize> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let now = count();
+        if now.is_none_or(|c| c == n) || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Runs `test` on its own thread and fails, naming it, if it takes longer than `limit`:
 /// a deadlock fails the test instead of hanging the run.
 pub fn with_watchdog<F>(name: &str, limit: Duration, test: F)

@@ -295,8 +295,8 @@
 //! [`stub`] has ready bodies: [`stub::idle`], [`stub::returns`], [`stub::panics`],
 //! [`stub::echo`] (answers every message through a channel), [`stub::reports`] (tells a
 //! channel each time it runs), [`stub::gated`] (ignores stop requests until
-//! released), and [`stub::tree`] and [`stub::tree_reports`] (start idle children with
-//! the names given: a whole tree in one line). They report to `std::sync::mpsc` or
+//! released), and [`stub::tree`] (starts idle children with the names given, in its
+//! `init`: a whole tree in one line). They report to `std::sync::mpsc` or
 //! crossbeam senders alike. Wait on channels, on [`SessionHandle::wait_timeout`] or on
 //! [`Subscription::wait_for`], never on sleeps.
 //!

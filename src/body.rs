@@ -181,6 +181,13 @@ impl<M> SessionContext<M> {
         self.run = self.inbox.signals.renew_run();
     }
 
+    /// Whether a message just taken is handed to the body: unless a stop came
+    /// meanwhile, which takes priority over messages. An interrupt (a restart of the
+    /// tree) does not: the message is the body's to answer before its run ends.
+    fn hands_over(&self) -> bool {
+        !self.stop_requested() || !self.stopping()
+    }
+
     /// Whether a run may end without the mailbox closing (an interrupt by the tree).
     fn interruptible(&self) -> bool {
         self.has_children.get() || matches!(self.role, Role::Child { .. })
@@ -246,15 +253,18 @@ impl<M> SessionContext<M> {
     /// use session_supervisor::{ReplyTo, Session, SessionSupervisor};
     ///
     /// let sup = SessionSupervisor::builder().messages::<ReplyTo<String>>().build();
-    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
-    ///     ctx.spawn_child("indexer", |child| {
-    ///         while let Some(reply) = child.recv() {
-    ///             reply.send(format!("{} here", child.child_name().unwrap_or("?")));
-    ///         }
+    /// let handle = sup
+    ///     .start(Session::new(std::env::temp_dir())?)
+    ///     // Children started in `init` run by the time the start returns.
+    ///     .init(|ctx| {
+    ///         ctx.spawn_child("indexer", |child| {
+    ///             while let Some(reply) = child.recv() {
+    ///                 reply.send(format!("{} here", child.child_name().unwrap_or("?")));
+    ///             }
+    ///         })?;
+    ///         Ok(())
     ///     })
-    ///     .expect("started");
-    ///     ctx.wait_for_stop();
-    /// })?;
+    ///     .run(|ctx| ctx.wait_for_stop())?;
     /// let indexer = sup.find_child(handle.id(), "indexer")?;
     /// assert_eq!(indexer.call(|reply| reply, Duration::from_secs(5))?, "indexer here");
     /// handle.stop()?;
@@ -402,7 +412,7 @@ impl<M> SessionContext<M> {
             return None;
         }
         match self.next_item(Wait::Forever) {
-            Ok(Control::Message(message)) if !self.stop_requested() => Some(message),
+            Ok(Control::Message(message)) if self.hands_over() => Some(message),
             _ => None,
         }
     }
@@ -418,7 +428,7 @@ impl<M> SessionContext<M> {
             return Err(RecvTimeoutError::Stopped);
         }
         match self.next_item(Wait::at_most(timeout)) {
-            Ok(Control::Message(message)) if !self.stop_requested() => Ok(message),
+            Ok(Control::Message(message)) if self.hands_over() => Ok(message),
             Err(ChannelTimeout::Timeout) => Err(RecvTimeoutError::Timeout),
             _ => Err(RecvTimeoutError::Stopped),
         }
@@ -435,7 +445,7 @@ impl<M> SessionContext<M> {
             return Err(TryRecvError::Stopped);
         }
         match self.inbox.control.try_recv() {
-            Ok(Control::Message(message)) if !self.stop_requested() => Ok(message),
+            Ok(Control::Message(message)) if self.hands_over() => Ok(message),
             Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
             _ => Err(TryRecvError::Stopped),
         }

@@ -473,8 +473,9 @@ impl<M, S: Bodies<M>> Restarts<'_, M, S> {
         };
         let cell = &child.cell;
         let stop = cell.postbox.signals().stop().woken().clone();
+        let token = tree.token();
         select! {
-            recv(tree.token()) -> _ => {}
+            recv(token) -> _ => {}
             recv(cell.orders.1) -> order => {
                 // A restart of an earlier child includes this one: obey it.
                 debug_assert!(matches!(order, Ok(Order::Park)));

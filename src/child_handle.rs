@@ -27,16 +27,18 @@ use crate::{ChildExit, Error, ReplyTo, Result, SendError, SessionId};
 ///
 /// let (seen_tx, seen) = mpsc::channel();
 /// let sup = SessionSupervisor::builder().messages::<String>().build();
-/// let handle = sup.start_session(Session::new(std::env::temp_dir())?, move |ctx| {
-///     let seen_tx = seen_tx.clone();
-///     ctx.spawn_child("watcher", move |child| {
-///         while let Some(path) = child.recv() {
-///             seen_tx.send(path).unwrap();
-///         }
+/// let handle = sup
+///     .start(Session::new(std::env::temp_dir())?)
+///     .init(move |ctx| {
+///         let seen_tx = seen_tx.clone();
+///         ctx.spawn_child("watcher", move |child| {
+///             while let Some(path) = child.recv() {
+///                 seen_tx.send(path).unwrap();
+///             }
+///         })?;
+///         Ok(())
 ///     })
-///     .expect("started");
-///     ctx.wait_for_stop();
-/// })?;
+///     .run(|ctx| ctx.wait_for_stop())?;
 /// let watcher = handle.child("watcher")?;
 /// assert_eq!(watcher.name(), "watcher");
 /// watcher.send("src/lib.rs".to_owned())?;

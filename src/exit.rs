@@ -32,12 +32,15 @@ pub enum ExitReason {
         /// The panic message.
         message: String,
     },
-    /// The body ended more often than the restart intensity allows, and the session
-    /// gave up.
+    /// The body (or its children) ended more often than the restart intensity allows,
+    /// and the session gave up.
     RestartLimit {
-        /// How many restarts there were before giving up.
+        /// How many restarts there were before giving up: the body's and its
+        /// children's together, as the intensity counts them (the report's
+        /// [`ExitReport::restarts`] counts the body's alone).
         restarts: u32,
-        /// The message of the last panic, or `None` if the body last returned normally.
+        /// The message of the last panic (`child "name": message` for a child's), or
+        /// `None` if the body last returned normally.
         last_panic: Option<String>,
     },
     /// `init` returned an error on a restart.
@@ -98,7 +101,8 @@ impl ExitReport {
         &self.reason
     }
 
-    /// How many times the body was restarted.
+    /// How many times the body was restarted (its children's restarts in place are in
+    /// [`children`](Self::children) and the [`ChildHandle`](crate::ChildHandle)s).
     #[must_use]
     pub fn restarts(&self) -> u32 {
         self.restarts

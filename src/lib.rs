@@ -50,7 +50,8 @@
 //!    it runs again on the same thread, with the same id and entry.
 //! 4. The session ends: once the body, its `Drop`, the `Drop` of queued messages and
 //!    the destructors of the thread-locals it set have finished (returned or panicked),
-//!    an end guard on its thread unregisters it, records an [`ExitReport`], publishes
+//!    and its children (see [Supervision trees](#supervision-trees)) have ended, an end
+//!    guard on its thread unregisters it, records an [`ExitReport`], publishes
 //!    `Exited` and wakes whoever waits for it. [`SessionSupervisor::stop_session`] asks
 //!    for that end and waits for it (bounded by the stop timeout); a body that
 //!    returns by itself gets there too. Dropping the supervisor, or
@@ -164,9 +165,11 @@
 //! [`SessionSupervisor::subscribe`] gives a [`Subscription`] to every `Started`,
 //! `Restarted` and `Exited` event from then on, each session's in order: a session that
 //! started gets exactly one `Started` first and one `Exited` last, and a start that
-//! failed gets none. A directory's next session starts only after the last one's
-//! `Exited` was published. A subscriber that does not read never slows the sessions: its
-//! queue is bounded and drops the oldest events, counting them.
+//! failed gets none. The events of a session's children (`ChildRestarted`,
+//! `ChildExited`) come between its `Started` and its `Exited`. A directory's next
+//! session starts only after the last one's `Exited` was published. A subscriber that
+//! does not read never slows the sessions: its queue is bounded and drops the oldest
+//! events, counting them.
 //!
 //! ```
 //! use std::time::Duration;
@@ -182,20 +185,120 @@
 //! # Ok::<(), session_supervisor::Error>(())
 //! ```
 //!
+//! # Supervision trees
+//!
+//! A session's body may start *children*: named workers, each on a thread of its own,
+//! run with a [`SessionContext`] of the session's message type
+//! ([`SessionContext::child_name`] says which child). The session supervises them as an
+//! OTP supervisor does its workers: it restarts them when they crash, and stops them
+//! before it stops itself.
+//!
+//! - **Start** with [`SessionContext::spawn_child`] (a closure) or
+//!   [`SessionContext::start_child`] (a [`SessionBody`] value or a factory, see
+//!   [`ChildStart`]); each returns a [`ChildHandle`] once the child's `init` finished.
+//!   Start them in the body's `init`: they then run by the time `start_session`
+//!   returns, and a restart of the whole session starts them again.
+//! - **Talk** through a [`ChildHandle`]: `send`, `try_send` and `call`, as to a session;
+//!   each child has a mailbox of its own. Children talk to each other through the
+//!   handles the body gives them.
+//! - **Find** a child with [`SessionSupervisor::find_child`] (by session id and name),
+//!   [`SessionHandle::child`], or all of them, in start order, with
+//!   [`SessionHandle::children`].
+//! - **Restart**: the session's [`ChildStrategy`] says what a crashing child takes
+//!   with it. [`OneForAll`](ChildStrategy::OneForAll), the default: the whole session
+//!   (its other children stop, newest first, and its body restarts, whose `init` starts
+//!   them again). [`OneForOne`](ChildStrategy::OneForOne): that child alone, restarted
+//!   in place (its handle and mailbox kept). [`RestForOne`](ChildStrategy::RestForOne):
+//!   that child and those started after it. Every restart, of a child or of the body,
+//!   counts against the session's one restart intensity; past it, the session stops its
+//!   children and gives up with [`ExitReason::RestartLimit`]. A child returns or crashes
+//!   under its session's [`Restart`] (a temporary child is never restarted). A crash of
+//!   the body stops all its children before the body restarts.
+//! - **Stop**: a stop (or a shutdown) stops the children newest first, each one after
+//!   the one before it ended, then ends the body's run: in a session with children,
+//!   [`SessionContext::stop_requested`] turns `true` once they have stopped. A lingering
+//!   child keeps its session registered (and its directory reserved) until it ends, and
+//!   the stop's error names it: [`Error::Child`] with [`Error::StopTimeout`] inside.
+//! - **Report**: `ChildRestarted` and `ChildExited` events, before the session's
+//!   `Exited`; [`ExitReport::children`] tells how each child of the body's last run
+//!   ended, in the order they ended ([`ChildExit`]).
+//! - **Limits**: at most [`DEFAULT_MAX_CHILDREN`] (16) children per session, or
+//!   [`SupervisorBuilder::max_children`] ([`Error::ChildLimitReached`]); each is a
+//!   thread of the process's thread budget. A name is checked as a session name and
+//!   unique among the session's running children ([`Error::ChildExists`]). Only a
+//!   session's body starts children: a tree is one level deep ([`Error::NestedChild`]).
+//!
+//! ```
+//! use std::time::Duration;
+//! use session_supervisor::{
+//!     ChildStrategy, InitError, ReplyTo, Session, SessionBody, SessionContext, SessionEvent,
+//!     SessionSupervisor,
+//! };
+//!
+//! /// Starts the tree in `init`: it runs once the start returns.
+//! struct Project;
+//!
+//! impl SessionBody<ReplyTo<usize>> for Project {
+//!     fn init(&mut self, ctx: &SessionContext<ReplyTo<usize>>) -> Result<(), InitError> {
+//!         ctx.spawn_child("watcher", |child| child.wait_for_stop())?;
+//!         ctx.spawn_child("indexer", |child| {
+//!             while let Some(reply) = child.recv() {
+//!                 assert!(child.restarts() > 0, "the first run crashes");
+//!                 reply.send(42);
+//!             }
+//!         })?;
+//!         Ok(())
+//!     }
+//!
+//!     fn run(&mut self, ctx: &SessionContext<ReplyTo<usize>>) {
+//!         ctx.wait_for_stop();
+//!     }
+//! }
+//!
+//! session_supervisor::quiet_session_panics(); // the crash is on purpose
+//! let timeout = Duration::from_secs(5);
+//! let sup = SessionSupervisor::builder().messages::<ReplyTo<usize>>().build();
+//! let events = sup.subscribe();
+//! let handle = sup
+//!     .start(Session::new(std::env::temp_dir())?)
+//!     .child_strategy(ChildStrategy::OneForOne)
+//!     .body(Project)?;
+//! let indexer = sup.find_child(handle.id(), "indexer")?;
+//!
+//! // The first call crashes the indexer: it alone restarts, in place.
+//! assert!(indexer.call(|reply| reply, timeout).is_err());
+//! let restarted = |e: &SessionEvent| matches!(e, SessionEvent::ChildRestarted { .. });
+//! assert!(events.wait_for(restarted, timeout).is_some());
+//! assert_eq!(indexer.call(|reply| reply, timeout)?, 42);
+//! assert_eq!(indexer.restarts(), 1);
+//! assert_eq!(handle.child("watcher")?.restarts(), 0);
+//!
+//! // The stop stops the children newest first, then the body.
+//! let report = handle.stop()?;
+//! let stopped: Vec<&str> = report.children().iter().map(|child| child.name()).collect();
+//! assert_eq!(stopped, ["indexer", "watcher"]);
+//! # Ok::<(), session_supervisor::Error>(())
+//! ```
+//!
+//! The `session_tree` example runs such a tree per project directory, restarted whole
+//! after a crash.
+//!
 //! # Shutdown
 //!
 //! [`SessionSupervisor::shutdown`] (or dropping the supervisor) asks every session to
 //! stop at once, then joins them newest first, all within one stop timeout, and
-//! reports how each ended. Starts fail with [`Error::ShuttingDown`] from then on.
+//! reports how each ended (each session's children too: [`ExitReport::children`]).
+//! Starts fail with [`Error::ShuttingDown`] from then on.
 //!
 //! # Testing with stub bodies
 //!
 //! [`stub`] has ready bodies: [`stub::idle`], [`stub::returns`], [`stub::panics`],
 //! [`stub::echo`] (answers every message through a channel), [`stub::reports`] (tells a
-//! channel each time it runs) and [`stub::gated`] (ignores stop requests until
-//! released). They report to `std::sync::mpsc` or crossbeam senders alike. Wait on
-//! channels, on [`SessionHandle::wait_timeout`] or on [`Subscription::wait_for`], never
-//! on sleeps.
+//! channel each time it runs), [`stub::gated`] (ignores stop requests until
+//! released), and [`stub::tree`] (starts idle children with the names given, in its
+//! `init`: a whole tree in one line). They report to `std::sync::mpsc` or
+//! crossbeam senders alike. Wait on channels, on [`SessionHandle::wait_timeout`] or on
+//! [`Subscription::wait_for`], never on sleeps.
 //!
 //! ```
 //! use std::sync::mpsc;
@@ -221,14 +324,18 @@
 //! and joins it; the thread removes its own entry. So a body may call back into its
 //! supervisor (look up, start or stop other sessions) without deadlock.
 //!
+//! Each session's children are listed in a table with a lock of its own, held for
+//! table work alone: a child's start, stop or restart waits for the child outside it.
+//!
 //! The list of subscribers has a mutex of its own. A session's end removes its entry
 //! while holding it, so that its `Exited` event is delivered before any event of the
 //! next session to take its directory; the order is always the subscriber list, then
 //! the registry, and neither is held across user code or a blocking send.
 //!
-//! A session cannot wait for itself. On its own thread,
+//! A session cannot wait for itself. On its own thread, or one of its children's,
 //! [`SessionSupervisor::stop_session`] requests the stop and returns
-//! [`Error::StopFromOwnThread`]; a call to itself fails with [`Error::CallFromOwnThread`];
+//! [`Error::StopFromOwnThread`]; a call to itself (or a child's to itself) fails with
+//! [`Error::CallFromOwnThread`];
 //! a send into its own full mailbox fails with [`Error::MailboxFull`]; waits for its own
 //! end return at once. Dropping the last owner of a supervisor on one of its session
 //! threads stops the others and leaves that thread to finish on its own.

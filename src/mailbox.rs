@@ -355,4 +355,41 @@ mod tests {
         let soon = Wait::at_most(Duration::from_millis(1));
         assert_eq!(postbox.post(3, || soon), Err((Refused::Full, 3)));
     }
+
+    #[test]
+    fn an_interrupt_ends_the_run_but_not_the_worker_and_the_next_run_is_fresh() {
+        let (postbox, inbox) = mailbox::<u32>(None);
+        let first = inbox.signals.run();
+        inbox.signals.raise_run();
+        assert!(first.is_raised());
+        assert!(!postbox.stop_requested());
+        postbox.post(1, || Wait::No).unwrap();
+        let next = inbox.signals.renew_run();
+        assert!(!next.is_raised(), "a fresh signal after an interrupt");
+        assert_eq!(
+            inbox.control.recv(),
+            Ok(Control::Message(1)),
+            "the mailbox is kept"
+        );
+        postbox.stop();
+        assert!(
+            next.is_raised(),
+            "a stop ends the run that began after the interrupt"
+        );
+    }
+
+    #[test]
+    fn a_stopping_worker_gets_no_fresh_run() {
+        let (postbox, inbox) = mailbox::<u32>(None);
+        assert!(postbox.request_stop());
+        assert!(!postbox.request_stop(), "raised once");
+        inbox.signals.raise_run();
+        assert!(inbox.signals.renew_run().is_raised());
+        assert!(
+            postbox.post(1, || Wait::No).is_ok(),
+            "open until the run ends"
+        );
+        postbox.end_run();
+        assert_eq!(postbox.post(2, || Wait::No), Err((Refused::Closed, 2)));
+    }
 }

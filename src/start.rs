@@ -1,13 +1,20 @@
 //! [`Start`]: the choices of one start, made before the session runs.
 
 use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::lifecycle::Options;
 use crate::restart::{Bodies, Fresh, Reused};
 use crate::{
-    ChildHandle, ChildStrategy, RestartPolicy, Result, Session, SessionBody, SessionContext,
-    SessionHandle, SessionSupervisor,
+    ChildHandle, ChildStrategy, InitError, RestartPolicy, Result, Session, SessionBody,
+    SessionContext, SessionHandle, SessionSupervisor,
 };
+
+/// An init closure given to [`Start::init`], shared by the bodies of every run.
+type InitFn<M> = Arc<Mutex<Box<dyn FnMut(&SessionContext<M>) -> InitResult + Send>>>;
+type InitResult = std::result::Result<(), InitError>;
 
 /// One start, prepared: the session, and the restart policy it will run under. Choose
 /// how the body is given to start it:
@@ -64,6 +71,7 @@ pub struct Start<'a, M> {
     supervisor: &'a SessionSupervisor<M>,
     session: Session,
     options: Options,
+    init: Option<InitFn<M>>,
 }
 
 impl<'a, M> Start<'a, M> {
@@ -76,6 +84,7 @@ impl<'a, M> Start<'a, M> {
             supervisor,
             session,
             options,
+            init: None,
         }
     }
 
@@ -125,7 +134,43 @@ impl<'a, M> Start<'a, M> {
     }
 }
 
-impl<M: Send + 'static> Start<'_, M> {
+impl<'a, M: Send + 'static> Start<'a, M> {
+    /// Runs `init` on the session thread before each run of the body (before the
+    /// body's own [`SessionBody::init`]), the first time and after every restart: the
+    /// start returns once it finished, and fails with
+    /// [`Error::StartFailed`](crate::Error::StartFailed) if it returns an error or
+    /// panics. The place to start children with a closure body, so that they run by
+    /// the time the start returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{stub, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::new();
+    /// let handle = sup
+    ///     .start(Session::new(std::env::temp_dir())?)
+    ///     .init(|ctx| {
+    ///         ctx.spawn_child("watcher", stub::idle())?;
+    ///         ctx.spawn_child("indexer", stub::idle())?;
+    ///         Ok(())
+    ///     })
+    ///     .run(|ctx| ctx.wait_for_stop())?;
+    /// // Both children run by the time the start returns.
+    /// let names: Vec<_> = handle.children().iter().map(|c| c.name().to_owned()).collect();
+    /// assert_eq!(names, ["watcher", "indexer"]);
+    /// let report = handle.stop()?;
+    /// assert_eq!(report.children().len(), 2);
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn init<F>(mut self, init: F) -> Start<'a, M>
+    where
+        F: FnMut(&SessionContext<M>) -> InitResult + Send + 'static,
+    {
+        self.init = Some(Arc::new(Mutex::new(Box::new(init))));
+        self
+    }
+
     /// Starts the session with a closure as its body.
     ///
     /// # Errors
@@ -147,9 +192,19 @@ impl<M: Send + 'static> Start<'_, M> {
     ///
     /// As for [`run`](Self::run).
     pub fn body<B: SessionBody<M>>(self, body: B) -> Result<SessionHandle<M>> {
-        let bodies = Reused(Some(body));
-        self.supervisor
-            .start_with(self.session, bodies, self.options)
+        let Start {
+            supervisor,
+            session,
+            options,
+            init,
+        } = self;
+        match init {
+            Some(init) => {
+                let body = WithInit { init, body };
+                supervisor.start_with(session, Reused(Some(body)), options)
+            }
+            None => supervisor.start_with(session, Reused(Some(body)), options),
+        }
     }
 
     /// Starts the session with a factory of [`SessionBody`] values: each run, the first
@@ -161,13 +216,27 @@ impl<M: Send + 'static> Start<'_, M> {
     /// As for [`run`](Self::run).
     ///
     /// [`ExitReason::Panicked`]: crate::ExitReason::Panicked
-    pub fn factory<F, B>(self, make: F) -> Result<SessionHandle<M>>
+    pub fn factory<F, B>(self, mut make: F) -> Result<SessionHandle<M>>
     where
         F: FnMut() -> B + Send + 'static,
         B: SessionBody<M>,
     {
-        self.supervisor
-            .start_with(self.session, Fresh(make), self.options)
+        let Start {
+            supervisor,
+            session,
+            options,
+            init,
+        } = self;
+        match init {
+            Some(init) => {
+                let make = move || WithInit {
+                    init: Arc::clone(&init),
+                    body: make(),
+                };
+                supervisor.start_with(session, Fresh(make), options)
+            }
+            None => supervisor.start_with(session, Fresh(make), options),
+        }
     }
 
     /// Starts the session with a factory of closures: each run, the first and every
@@ -206,6 +275,23 @@ impl<M: Send + 'static> Start<'_, M> {
     }
 }
 
+/// A body with the init closure of [`Start::init`] run before its own `init`.
+struct WithInit<M, B> {
+    init: InitFn<M>,
+    body: B,
+}
+
+impl<M: Send + 'static, B: SessionBody<M>> SessionBody<M> for WithInit<M, B> {
+    fn init(&mut self, ctx: &SessionContext<M>) -> InitResult {
+        (self.init.lock())(ctx)?;
+        self.body.init(ctx)
+    }
+
+    fn run(&mut self, ctx: &SessionContext<M>) {
+        self.body.run(ctx);
+    }
+}
+
 /// A closure made by a factory, as a body: names the closure's argument type, so the
 /// factory's closure infers.
 struct RunFn<G>(G);
@@ -225,6 +311,7 @@ impl<M> fmt::Debug for Start<'_, M> {
             .field("session", &self.session)
             .field("policy", &self.options.policy)
             .field("child_strategy", &self.options.strategy)
+            .field("init", &self.init.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -241,18 +328,19 @@ impl<M> fmt::Debug for Start<'_, M> {
 /// use session_supervisor::{Session, SessionSupervisor};
 ///
 /// let sup = SessionSupervisor::new();
-/// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
-///     ctx.start_child("indexer")
-///         .run_factory(|| {
+/// let handle = sup
+///     .start(Session::new(std::env::temp_dir())?)
+///     .init(|ctx| {
+///         ctx.start_child("indexer").run_factory(|| {
 ///             let mut seen = Vec::<String>::new(); // fresh on every restart
 ///             move |child| {
-///                 seen.clear();
+///                 seen.push("ran".to_owned());
 ///                 child.wait_for_stop();
 ///             }
-///         })
-///         .expect("started");
-///     ctx.wait_for_stop();
-/// })?;
+///         })?;
+///         Ok(())
+///     })
+///     .run(|ctx| ctx.wait_for_stop())?;
 /// assert_eq!(handle.children().len(), 1);
 /// handle.stop()?;
 /// # Ok::<(), session_supervisor::Error>(())

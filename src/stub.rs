@@ -6,6 +6,9 @@
 //! - [`echo`]: answers every message through a channel, until stopped.
 //! - [`reports`]: tells a channel its id and restart count each time it runs.
 //! - [`gated`]: ignores stop requests until released: a stuck body.
+//! - [`tree`]: starts idle children with the given names, in order, in its `init`, then
+//!   waits for the stop: a whole supervision tree in one line (a body value, for
+//!   [`Start::body`](crate::Start::body)).
 //!
 //! The channels may be `std::sync::mpsc` senders or crossbeam ones (see [`Sink`]).
 //!
@@ -25,7 +28,7 @@
 
 use crossbeam_channel::Receiver;
 
-use crate::{SessionContext, SessionId};
+use crate::{InitError, SessionBody, SessionContext, SessionId};
 
 /// Where a stub body sends what it reports: a channel's sending end.
 ///
@@ -102,5 +105,77 @@ pub fn reports<M>(
 pub fn gated<M>(gate: Receiver<()>) -> impl FnMut(&SessionContext<M>) + Send + 'static {
     move |_: &SessionContext<M>| {
         let _ = gate.recv();
+    }
+}
+
+/// A body that starts one idle child per name, in the order given, in its `init`, then
+/// waits for the stop: a session with a whole supervision tree in one line, for tests
+/// of children, their lookups, their stop order and their reports. The children run by
+/// the time the start returns; each restart of the whole session starts them again.
+///
+/// A child that cannot be started (a name that is invalid or used twice, one past
+/// [`max_children`](crate::SupervisorBuilder::max_children), a thread that could not be
+/// spawned) fails the `init`: the start fails with
+/// [`Error::StartFailed`](crate::Error::StartFailed) saying why, its children stopped.
+///
+/// # Examples
+///
+/// ```
+/// use session_supervisor::{stub, ExitReason, Session, SessionSupervisor};
+///
+/// let sup = SessionSupervisor::new();
+/// let tree = stub::tree(["watcher", "indexer", "agent"]);
+/// let handle = sup.start(Session::new(std::env::temp_dir())?).body(tree)?;
+///
+/// let children: Vec<String> = handle.children().iter().map(|c| c.name().to_owned()).collect();
+/// assert_eq!(children, ["watcher", "indexer", "agent"]); // in start order
+/// assert!(sup.find_child(handle.id(), "indexer")?.is_running());
+///
+/// let report = handle.stop()?;
+/// assert_eq!(report.reason(), &ExitReason::Stopped);
+/// let stopped: Vec<&str> = report.children().iter().map(|child| child.name()).collect();
+/// assert_eq!(stopped, ["agent", "indexer", "watcher"]); // newest first
+/// # Ok::<(), session_supervisor::Error>(())
+/// ```
+///
+/// One child too many, and numbered names:
+///
+/// ```
+/// use session_supervisor::{stub, Error, Session, SessionSupervisor};
+///
+/// let sup = SessionSupervisor::builder().max_children(2).build();
+/// let numbered = (0..3).map(|i| format!("child-{i}"));
+/// let failed = sup.start(Session::new(std::env::temp_dir())?).body(stub::tree(numbered));
+/// let Err(Error::StartFailed { reason, .. }) = failed else { panic!("{failed:?}") };
+/// assert!(reason.contains("runs its limit of 2 children"), "{reason}");
+/// assert_eq!(sup.count(), 0);
+/// # Ok::<(), session_supervisor::Error>(())
+/// ```
+pub fn tree<M, I>(names: I) -> impl SessionBody<M>
+where
+    M: Send + 'static,
+    I: IntoIterator,
+    I::Item: Into<String>,
+{
+    Tree {
+        names: names.into_iter().map(Into::into).collect(),
+    }
+}
+
+/// The body of [`tree`].
+struct Tree {
+    names: Vec<String>,
+}
+
+impl<M: Send + 'static> SessionBody<M> for Tree {
+    fn init(&mut self, ctx: &SessionContext<M>) -> Result<(), InitError> {
+        for name in &self.names {
+            ctx.spawn_child(name.as_str(), idle())?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, ctx: &SessionContext<M>) {
+        ctx.wait_for_stop();
     }
 }

@@ -388,10 +388,13 @@ impl<M> SessionSupervisor<M> {
     /// use session_supervisor::{stub, Session, SessionSupervisor};
     ///
     /// let sup = SessionSupervisor::new();
-    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, |ctx| {
-    ///     ctx.spawn_child("agent", stub::idle()).expect("started");
-    ///     ctx.wait_for_stop();
-    /// })?;
+    /// let handle = sup
+    ///     .start(Session::new(std::env::temp_dir())?)
+    ///     .init(|ctx| {
+    ///         ctx.spawn_child("agent", stub::idle())?;
+    ///         Ok(())
+    ///     })
+    ///     .run(stub::idle())?;
     /// let agent = sup.find_child(handle.id(), "agent")?;
     /// assert!(agent.is_running());
     /// assert!(sup.find_child(handle.id(), "nobody").is_err());

@@ -84,8 +84,8 @@ pub(crate) struct Tree<M> {
     /// How the children ended since the body's last restart.
     ended: Mutex<Vec<ChildExit>>,
     /// One restart of several children at a time (rest-for-one): whoever holds the
-    /// token drives it.
-    token: (Sender<()>, Receiver<()>),
+    /// token drives it. Made for that strategy only.
+    token: Option<(Sender<()>, Receiver<()>)>,
     next_index: AtomicU64,
 }
 
@@ -103,8 +103,11 @@ impl<M> Tree<M> {
         max_children: usize,
         policy: RestartPolicy,
     ) -> Tree<M> {
-        let (token_tx, token_rx) = crossbeam_channel::bounded(1);
-        let _ = token_tx.send(());
+        let token = (strategy == ChildStrategy::RestForOne).then(|| {
+            let (token_tx, token_rx) = crossbeam_channel::bounded(1);
+            let _ = token_tx.send(());
+            (token_tx, token_rx)
+        });
         Tree {
             session,
             strategy,
@@ -119,7 +122,7 @@ impl<M> Tree<M> {
             failure: Mutex::new(None),
             spawned: Mutex::new(Vec::new()),
             ended: Mutex::new(Vec::new()),
-            token: (token_tx, token_rx),
+            token,
             next_index: AtomicU64::new(0),
         }
     }
@@ -273,13 +276,19 @@ impl<M> Tree<M> {
         self.ended.lock().clear();
     }
 
-    /// The restart token (see [`Tree::token`]), or an order that came first.
-    pub(crate) fn token(&self) -> &Receiver<()> {
-        &self.token.1
+    /// The rest-for-one restart token: received to take it, given back after.
+    pub(crate) fn token(&self) -> Receiver<()> {
+        match &self.token {
+            Some((_, token)) => token.clone(),
+            // Not rest-for-one: nobody waits for a token.
+            None => crossbeam_channel::never(),
+        }
     }
 
     pub(crate) fn give_back_token(&self) {
-        let _ = self.token.0.try_send(());
+        if let Some((token, _)) = &self.token {
+            let _ = token.try_send(());
+        }
     }
 }
 

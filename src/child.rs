@@ -44,9 +44,10 @@ pub(crate) struct ChildCell<M> {
     /// Disconnected by the child's end guard, as its last act.
     done: Receiver<Infallible>,
     join: Mutex<Option<JoinHandle<()>>>,
-    /// When its stop was first requested: a child still running a stop timeout later
-    /// lingered.
-    stop_asked: Mutex<Option<Instant>>,
+    /// When its session's stop was requested, and then its own: a child asked before
+    /// the session's stop timeout ran out and still running after it lingered (the
+    /// children asked after it did not: they waited for it).
+    stop_asked: Mutex<Option<(Instant, Instant)>>,
     exit: Mutex<Option<ChildExit>>,
     /// Orders of a rest-for-one restart, from the child that drives it.
     orders: (Sender<Order>, Receiver<Order>),
@@ -130,10 +131,10 @@ impl<M> ChildCell<M> {
     }
 
     /// Stops the child: no restart from now on, and its current run ends. Never
-    /// blocks; idempotent.
-    pub(crate) fn request_stop(&self) {
+    /// blocks; idempotent. Its stop timeout counts from `asked` (its session's stop).
+    pub(crate) fn request_stop_since(&self, asked: Instant) {
         if self.postbox.request_stop() {
-            *self.stop_asked.lock() = Some(Instant::now());
+            *self.stop_asked.lock() = Some((asked, Instant::now()));
         }
         self.postbox.end_run();
     }
@@ -208,10 +209,10 @@ impl<M> ChildCell<M> {
     }
 
     fn report(&self, reason: ExitReason) -> ChildExit {
-        let lingered = self
-            .stop_asked
-            .lock()
-            .is_some_and(|asked| asked.elapsed() > self.stop_timeout);
+        let lingered = self.stop_asked.lock().is_some_and(|(session, own)| {
+            let late = |at: Instant| at.saturating_duration_since(session) > self.stop_timeout;
+            !late(own) && late(Instant::now())
+        });
         ChildExit {
             name: self.name.clone(),
             reason,
@@ -361,12 +362,18 @@ impl<M> ChildThread<M> {
         let restarts = self.cell.restarts.fetch_add(1, Ordering::Relaxed) + 1;
         let (id, name) = (self.cell.session, &self.cell.name);
         quietly(|| log::warn!("session {id}: restarting child {name:?} ({reason})"));
-        self.shared.events.publish(SessionEvent::ChildRestarted {
+        self.publish(|| SessionEvent::ChildRestarted {
             session: self.session.session(),
             child: name.clone(),
             restarts,
             reason,
         });
+    }
+
+    /// Publishes a child's event if its session began: a start that fails has no
+    /// events, and a child's events come after its session's `Started`.
+    fn publish(&self, event: impl FnOnce() -> SessionEvent) {
+        publish(&self.shared, &self.session, event);
     }
 
     /// The tree gives up: the session stops, and ends with `reason`.
@@ -404,17 +411,17 @@ impl<M, S: Bodies<M>> Restarts<'_, M, S> {
                 continue;
             }
             let restart = self.child.tree().policy().restart();
-            let message = match ending {
+            let last_panic = match ending {
                 Ending::Returned if restart != Restart::Permanent => {
                     return (ExitReason::Normal, Some(body))
                 }
                 Ending::Panicked(message) if restart == Restart::Temporary => {
                     return (ExitReason::Panicked { message }, Some(body))
                 }
-                Ending::Returned => "returned".to_owned(),
-                Ending::Panicked(message) | Ending::InitFailed(message) => message,
+                Ending::Returned => None,
+                Ending::Panicked(message) | Ending::InitFailed(message) => Some(message),
             };
-            match self.restart(body, ctx, message) {
+            match self.restart(body, ctx, last_panic) {
                 Ok(next) => body = next,
                 Err(end) => return end,
             }
@@ -426,26 +433,24 @@ impl<M, S: Bodies<M>> Restarts<'_, M, S> {
         &mut self,
         body: S::Body,
         ctx: &mut SessionContext<M>,
-        message: String,
+        last_panic: Option<String>,
     ) -> std::result::Result<S::Body, (ExitReason, Option<S::Body>)> {
         let child = self.child;
         let tree = child.tree();
-        let crashed = ExitReason::Panicked {
-            message: message.clone(),
-        };
+        let crashed = ended(last_panic.as_deref());
         match tree.strategy() {
             ChildStrategy::OneForAll => {
                 let name = child.cell.name.clone();
                 tree.fail(Failure::ChildCrashed {
                     child: name,
-                    message,
+                    last_panic,
                 });
                 child.session.interrupt();
                 Err((crashed, Some(body)))
             }
             ChildStrategy::OneForOne => {
                 if !tree.admit_restart() {
-                    return Err(self.gave_up(crashed, message, body));
+                    return Err(self.gave_up(crashed, last_panic, body));
                 }
                 if self.back_off(ctx) {
                     return Err((crashed, Some(body)));
@@ -453,7 +458,7 @@ impl<M, S: Bodies<M>> Restarts<'_, M, S> {
                 child.publish_restart(crashed);
                 self.reinit(body, ctx)
             }
-            ChildStrategy::RestForOne => self.restart_rest(body, ctx, message),
+            ChildStrategy::RestForOne => self.restart_rest(body, ctx, last_panic),
         }
     }
 
@@ -464,13 +469,11 @@ impl<M, S: Bodies<M>> Restarts<'_, M, S> {
         &mut self,
         body: S::Body,
         ctx: &mut SessionContext<M>,
-        message: String,
+        last_panic: Option<String>,
     ) -> std::result::Result<S::Body, (ExitReason, Option<S::Body>)> {
         let child = self.child;
         let tree = child.tree();
-        let crashed = ExitReason::Panicked {
-            message: message.clone(),
-        };
+        let crashed = ended(last_panic.as_deref());
         let cell = &child.cell;
         let stop = cell.postbox.signals().stop().woken().clone();
         let token = tree.token();
@@ -481,11 +484,11 @@ impl<M, S: Bodies<M>> Restarts<'_, M, S> {
                 debug_assert!(matches!(order, Ok(Order::Park)));
                 return self.park(body, ctx);
             }
-            recv(stop) -> _ => return Err((stopped(Ending::Panicked(message)), Some(body))),
+            recv(stop) -> _ => return Err((crashed, Some(body))),
         }
         let _token = TokenGuard(tree);
         if !tree.admit_restart() {
-            return Err(self.gave_up(crashed, message, body));
+            return Err(self.gave_up(crashed, last_panic, body));
         }
         let later = tree.started_after(cell.index);
         for other in later.iter().rev() {
@@ -585,17 +588,39 @@ impl<M, S: Bodies<M>> Restarts<'_, M, S> {
     fn gave_up(
         &self,
         crashed: ExitReason,
-        message: String,
+        last_panic: Option<String>,
         body: S::Body,
     ) -> (ExitReason, Option<S::Body>) {
         let restarts = self.child.tree().restarts();
-        let last_panic = Some(format!("child {:?}: {message}", self.child.cell.name));
+        let name = &self.child.cell.name;
+        let last_panic = last_panic.map(|message| child_panicked(name, &message));
         self.child.give_up(ExitReason::RestartLimit {
             restarts,
             last_panic,
         });
         (crashed, Some(body))
     }
+}
+
+/// Publishes a child's event if its session began (see [`ChildThread::publish`]).
+fn publish<M>(shared: &Shared<M>, session: &SessionCell<M>, event: impl FnOnce() -> SessionEvent) {
+    let events = &shared.events;
+    events.publish_if(|| session.has_begun().then(event));
+}
+
+/// How a child's run ended, for its events: a panic, or a return.
+fn ended(last_panic: Option<&str>) -> ExitReason {
+    match last_panic {
+        Some(message) => ExitReason::Panicked {
+            message: message.to_owned(),
+        },
+        None => ExitReason::Normal,
+    }
+}
+
+/// A child's panic, as its session reports it.
+pub(crate) fn child_panicked(name: &str, message: &str) -> String {
+    format!("child {name:?} panicked: {message}")
 }
 
 /// How a run ended once a stop was requested.
@@ -678,7 +703,7 @@ impl<M> Drop for ChildEndGuard<M> {
         let (id, name) = (cell.session, &cell.name);
         if cell.began.load(Ordering::Acquire) {
             tree.record_end(exit.clone());
-            self.shared.events.publish(SessionEvent::ChildExited {
+            publish(&self.shared, &self.session, || SessionEvent::ChildExited {
                 session: self.session.session(),
                 child: name.clone(),
                 reason: exit.reason.clone(),

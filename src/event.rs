@@ -315,8 +315,16 @@ impl Subscribers {
     /// what `make` changes is seen by anyone who reacts to the event, and no event
     /// published because of that change can overtake this one.
     pub(crate) fn publish_with(&self, make: impl FnOnce() -> SessionEvent) {
+        self.publish_if(|| Some(make()));
+    }
+
+    /// As [`publish_with`](Self::publish_with), for an event that `make` may decide
+    /// against (`None`): the decision and the delivery are one step.
+    pub(crate) fn publish_if(&self, make: impl FnOnce() -> Option<SessionEvent>) {
         let list = self.list.lock();
-        let event = make();
+        let Some(event) = make() else {
+            return;
+        };
         for subscriber in list.iter().filter(|s| s.is_alive()) {
             subscriber.deliver(event.clone());
         }

@@ -39,7 +39,7 @@ pub enum ExitReason {
         /// children's together, as the intensity counts them (the report's
         /// [`ExitReport::restarts`] counts the body's alone).
         restarts: u32,
-        /// The message of the last panic (`child "name": message` for a child's), or
+        /// The message of the last panic (`child "name" panicked: message` for a child's), or
         /// `None` if the body last returned normally.
         last_panic: Option<String>,
     },
@@ -150,9 +150,9 @@ impl ChildExit {
         self.restarts
     }
 
-    /// Whether it ended only after its stop timeout had passed since its stop was
-    /// requested: the child that kept its session (and the session's directory) past
-    /// a stop's deadline.
+    /// Whether it held up its session's stop: asked to stop before the session's stop
+    /// timeout ran out (counted from the session's stop request), it was still running
+    /// after it. The children asked after it, which waited for it, did not linger.
     #[must_use]
     pub fn lingered(&self) -> bool {
         self.lingered

@@ -277,11 +277,14 @@ fn began<M>(
     answer: &Sender<StartAnswer>,
     session: &Session,
 ) {
-    cell.mark_began();
-    let started = SessionEvent::Started {
-        session: session.clone(),
-    };
-    events.publish(started);
+    // Marked with the publish: a child's event, published only once its session
+    // began, never comes before `Started`.
+    events.publish_with(|| {
+        cell.mark_began();
+        SessionEvent::Started {
+            session: session.clone(),
+        }
+    });
     let (id, path) = (session.id(), session.project_path().display());
     quietly(|| log::info!("session {id} started: {:?} at {path}", session.name()));
     // The start waits on the other end.

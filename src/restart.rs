@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::boundary::{catch, describe, drop_quietly};
+use crate::child::child_panicked;
 use crate::event::Subscribers;
 use crate::tree::{Failure, Tree};
 use crate::{ExitReason, Restart, RestartPolicy, SessionBody, SessionContext, SessionEvent};
@@ -117,8 +118,12 @@ pub(crate) fn supervise<M, S: Bodies<M>>(
         tree.stop_children();
         let ending_now = match tree.take_failure() {
             Some(Failure::GaveUp(reason)) => return (reason, Some(body)),
-            Some(Failure::ChildCrashed { child, message }) if !ctx.stopping() => {
-                Ending::Panicked(format!("child {child:?} panicked: {message}"))
+            Some(Failure::ChildCrashed { child, last_panic }) if !ctx.stopping() => {
+                match last_panic {
+                    Some(message) => Ending::Panicked(child_panicked(&child, &message)),
+                    // A permanent child returned: the policy, the same, restarts.
+                    None => Ending::Returned,
+                }
             }
             _ => ending,
         };

@@ -44,9 +44,9 @@ pub const DEFAULT_MAX_CHILDREN: usize = 16;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ChildStrategy {
-    /// A crashing child stops all the others (newest first) and the session's body;
-    /// then the session restarts: its `init` runs again and starts its children
-    /// again. For children that only make sense together.
+    /// A crashing child ends the run of the session's body, whose children are then all
+    /// stopped (newest first); then the session restarts: its `init` runs again and
+    /// starts its children again. For children that only make sense together.
     #[default]
     OneForAll,
     /// Only the crashing child is restarted, on its own thread, with its mailbox kept.
@@ -60,8 +60,12 @@ pub enum ChildStrategy {
 /// Why the tree ended a run of the session's body.
 #[derive(Clone, Debug)]
 pub(crate) enum Failure {
-    /// A child crashed under [`ChildStrategy::OneForAll`]: the session restarts.
-    ChildCrashed { child: String, message: String },
+    /// A child crashed (or, permanent, returned: `last_panic` is `None`) under
+    /// [`ChildStrategy::OneForAll`]: the session restarts.
+    ChildCrashed {
+        child: String,
+        last_panic: Option<String>,
+    },
     /// The tree gave up (the restart intensity ran out, or a restart failed): the
     /// session ends with this reason.
     GaveUp(ExitReason),
@@ -87,6 +91,9 @@ pub(crate) struct Tree<M> {
     /// token drives it. Made for that strategy only.
     token: Option<(Sender<()>, Receiver<()>)>,
     next_index: AtomicU64,
+    /// When the session's stop was requested: its children's stop timeout counts from
+    /// then, as the stop's does.
+    stop_asked: Mutex<Option<Instant>>,
 }
 
 /// The running children: in start order, and by name.
@@ -124,6 +131,7 @@ impl<M> Tree<M> {
             ended: Mutex::new(Vec::new()),
             token,
             next_index: AtomicU64::new(0),
+            stop_asked: Mutex::new(None),
         }
     }
 
@@ -202,8 +210,9 @@ impl<M> Tree<M> {
     /// then the body's run ends. Called when the stop is requested and again at each
     /// child's end; never blocks.
     pub(crate) fn advance_stop(&self, session: &Postbox<M>) {
+        let asked = *self.stop_asked.lock().get_or_insert_with(Instant::now);
         match self.newest() {
-            Some(child) => child.request_stop(),
+            Some(child) => child.request_stop_since(asked),
             None => session.end_run(),
         }
     }
@@ -213,7 +222,7 @@ impl<M> Tree<M> {
     /// session thread, between runs of the body and at its end.
     pub(crate) fn stop_children(&self) {
         while let Some(child) = self.newest() {
-            child.request_stop();
+            child.request_stop_since(Instant::now());
             child.wait_end(Wait::Forever);
             // Its end guard took it out of the table; if it never began, its start did.
             self.remove(&child);

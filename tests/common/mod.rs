@@ -93,10 +93,10 @@ pub fn threads_named(prefix: &str) -> Option<usize> {
 /// again, yielding in between, until the count is right or the time is up: a thread
 /// that really stays (or never comes) still fails the test, after [`TIMEOUT`].
 pub fn settled_count(count: impl Fn() -> Option<usize>, n: usize) -> Option<usize> {
-    let deadline = std::time::Instant::now() + TIMEOUT;
+    let began = std::time::Instant::now();
     loop {
         let now = count();
-        if now.is_none_or(|c| c == n) || std::time::Instant::now() >= deadline {
+        if now.is_none_or(|c| c == n) || began.elapsed() >= TIMEOUT {
             return now;
         }
         std::thread::yield_now();

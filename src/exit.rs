@@ -39,8 +39,8 @@ pub enum ExitReason {
         /// children's together, as the intensity counts them (the report's
         /// [`ExitReport::restarts`] counts the body's alone).
         restarts: u32,
-        /// The message of the last panic (`child "name" panicked: message` for a child's), or
-        /// `None` if the body last returned normally.
+        /// The message of the last panic (`child "name" panicked: message` for a
+        /// child's), or `None` if the body (or a permanent child) last returned.
         last_panic: Option<String>,
     },
     /// `init` returned an error on a restart.

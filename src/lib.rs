@@ -196,8 +196,9 @@
 //! - **Start** with [`SessionContext::spawn_child`] (a closure) or
 //!   [`SessionContext::start_child`] (a [`SessionBody`] value or a factory, see
 //!   [`ChildStart`]); each returns a [`ChildHandle`] once the child's `init` finished.
-//!   Start them in the body's `init`: they then run by the time `start_session`
-//!   returns, and a restart of the whole session starts them again.
+//!   Start them in the body's `init` ([`SessionBody::init`], or [`Start::init`] for a
+//!   closure body): they then run by the time the start returns, and a restart of the
+//!   whole session starts them again.
 //! - **Talk** through a [`ChildHandle`]: `send`, `try_send` and `call`, as to a session;
 //!   each child has a mailbox of its own. Children talk to each other through the
 //!   handles the body gives them.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use crate::pool::DEFAULT_WARM_THREAD_TIMEOUT;
 use crate::registry::DEFAULT_MAX_SESSIONS;
 use crate::tree::DEFAULT_MAX_CHILDREN;
 use crate::{ChildStrategy, RestartPolicy, SessionSupervisor};
@@ -40,6 +41,8 @@ pub struct SupervisorBuilder<M = ()> {
     pub(crate) policy: RestartPolicy,
     pub(crate) child_strategy: ChildStrategy,
     pub(crate) max_children: usize,
+    pub(crate) warm_threads: usize,
+    pub(crate) warm_thread_timeout: Duration,
     /// `fn() -> M`: the builder holds no `M`, so it is `Send` and `Sync` whatever `M` is.
     messages: PhantomData<fn() -> M>,
 }
@@ -54,6 +57,8 @@ impl SupervisorBuilder {
             policy: RestartPolicy::default(),
             child_strategy: ChildStrategy::default(),
             max_children: DEFAULT_MAX_CHILDREN,
+            warm_threads: 0,
+            warm_thread_timeout: DEFAULT_WARM_THREAD_TIMEOUT,
             messages: PhantomData,
         }
     }
@@ -92,6 +97,8 @@ impl<M> SupervisorBuilder<M> {
             policy: self.policy,
             child_strategy: self.child_strategy,
             max_children: self.max_children,
+            warm_threads: self.warm_threads,
+            warm_thread_timeout: self.warm_thread_timeout,
             messages: PhantomData,
         }
     }
@@ -153,6 +160,59 @@ impl<M> SupervisorBuilder<M> {
         self
     }
 
+    /// Keeps up to `n` session threads parked after their session ended (default 0:
+    /// every session spawns a thread of its own and the thread ends with it).
+    ///
+    /// A start then hands its session to a parked thread instead of spawning one,
+    /// which is many times cheaper (see BENCHMARKS.md); a start with no thread parked
+    /// spawns a new one, as without the pool. [`SessionSupervisor::warm_up`] fills the
+    /// pool ahead of the first starts, and [`SessionSupervisor::idle_threads`] tells
+    /// how many are parked. A parked thread ends after
+    /// [`warm_thread_timeout`](Self::warm_thread_timeout) without work; shutdown and
+    /// drop join every thread, parked ones too. Parked threads count against the
+    /// process's thread budget like running ones.
+    ///
+    /// What stays the same: every guarantee of a start, a stop, a restart and a
+    /// shutdown. What differs:
+    ///
+    /// - A thread goes back to the pool only after a clean end (the session returned or
+    ///   was stopped, and every child stopped in time). A session that crashed past its
+    ///   restarts, failed its `init`, or whose stop gave up waiting never gives its
+    ///   thread to another session.
+    /// - Warm threads are named [`WARM_THREAD_NAME`](crate::WARM_THREAD_NAME), not after
+    ///   a session (a running thread cannot be renamed); a body finds its session
+    ///   through `ctx.session()`, and every log line of the crate names the session id.
+    /// - Thread-locals a body sets outlive its session on a warm thread and are seen
+    ///   by the next session there; they are the program's business. Children run on
+    ///   threads of their own, as without the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{stub, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::builder().warm_threads(2).build();
+    /// assert_eq!(sup.warm_up()?, 2);
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::idle())?;
+    /// assert_eq!(sup.idle_threads(), 1);
+    /// handle.stop()?;
+    /// assert_eq!(sup.idle_threads(), 2, "the thread is parked again");
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn warm_threads(mut self, n: usize) -> SupervisorBuilder<M> {
+        self.warm_threads = n;
+        self
+    }
+
+    /// How long a warm thread stays parked without work before it ends (default
+    /// [`DEFAULT_WARM_THREAD_TIMEOUT`](crate::DEFAULT_WARM_THREAD_TIMEOUT), 5 s).
+    /// `Duration::MAX` keeps parked threads until shutdown. Only matters with
+    /// [`warm_threads`](Self::warm_threads).
+    pub fn warm_thread_timeout(mut self, timeout: Duration) -> SupervisorBuilder<M> {
+        self.warm_thread_timeout = timeout;
+        self
+    }
+
     /// Builds the supervisor.
     pub fn build(self) -> SessionSupervisor<M> {
         SessionSupervisor::from_builder(self)
@@ -175,6 +235,8 @@ impl<M> fmt::Debug for SupervisorBuilder<M> {
             .field("policy", &self.policy)
             .field("child_strategy", &self.child_strategy)
             .field("max_children", &self.max_children)
+            .field("warm_threads", &self.warm_threads)
+            .field("warm_thread_timeout", &self.warm_thread_timeout)
             .finish()
     }
 }

@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
 use crate::mailbox::{Postbox, Refused};
+use crate::pool::HAND_OVER_SPIN;
 use crate::tree::{is_owned_by, Tree};
 use crate::wait::Wait;
 use crate::{ChildHandle, Error, ExitReason, ExitReport, SendError, Session, SessionId};
@@ -36,6 +37,10 @@ pub(crate) struct SessionCell<M> {
     /// Disconnected by the session thread's end guard, as its very last act.
     done: Receiver<Infallible>,
     exit: Mutex<Option<ExitReport>>,
+    /// Set when a stop gave up waiting: the thread is not reused, whenever it ends.
+    abandoned: AtomicBool,
+    /// Runs on a warm thread: its end comes within microseconds of a stop.
+    warm: AtomicBool,
     /// The session's children.
     tree: Tree<M>,
 }
@@ -76,6 +81,8 @@ impl<M> SessionCell<M> {
             join: Mutex::new(JoinState::Spawning),
             done,
             exit: Mutex::new(None),
+            abandoned: AtomicBool::new(false),
+            warm: AtomicBool::new(false),
             tree,
         };
         (cell, done_tx)
@@ -181,7 +188,9 @@ impl<M> SessionCell<M> {
     }
 
     /// The error of a stop that timed out: names the child still running, if one is.
+    /// Marks the session's thread as not to be reused.
     pub(crate) fn timed_out(&self) -> Error {
+        self.abandoned.store(true, Ordering::Release);
         let (id, timeout) = (self.id, self.stop_timeout);
         let stop_timeout = Error::StopTimeout { id, timeout };
         match self.tree.newest() {
@@ -229,6 +238,23 @@ impl<M> SessionCell<M> {
         *self.join.lock() = JoinState::Running(handle);
     }
 
+    /// The session runs on a warm thread, which its pool joins: nothing to join here.
+    pub(crate) fn set_warm(&self) {
+        self.warm.store(true, Ordering::Release);
+        *self.join.lock() = JoinState::Joined;
+    }
+
+    /// Whether a warm thread may run another session after this one: only after a
+    /// clean end (returned or stopped, no child left running past the stop, no stop
+    /// that gave up waiting). Call from the end guard, once the report is set.
+    pub(crate) fn may_reuse_thread(&self) -> bool {
+        let clean = self.exit.lock().as_ref().is_some_and(|report| {
+            matches!(report.reason, ExitReason::Normal | ExitReason::Stopped)
+                && report.children.iter().all(|child| !child.lingered)
+        });
+        clean && !self.abandoned.load(Ordering::Acquire)
+    }
+
     /// Whether the session thread's end guard has run.
     pub(crate) fn is_finished(&self) -> bool {
         matches!(
@@ -241,7 +267,12 @@ impl<M> SessionCell<M> {
     /// session's own thread it does not wait: the thread cannot end while it waits.
     pub(crate) fn wait(&self, wait: Wait) -> Ended {
         let wait = if self.is_within() { Wait::No } else { wait };
-        match wait.recv(&self.done) {
+        let ended = if self.warm.load(Ordering::Acquire) {
+            wait.recv_after_spin(&self.done, HAND_OVER_SPIN)
+        } else {
+            wait.recv(&self.done)
+        };
+        match ended {
             Ok(never) => match never {},
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Ended::Yes,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ended::TimedOut,
@@ -304,7 +335,7 @@ mod tests {
     use crate::mailbox::mailbox;
 
     fn cell() -> (SessionCell<()>, Sender<Infallible>) {
-        let (postbox, _) = mailbox(None);
+        let (postbox, _) = mailbox(None, Duration::ZERO);
         let session = Session::new(std::env::temp_dir()).unwrap();
         let tree = Tree::new(session.id(), Default::default(), 16, Default::default());
         SessionCell::new(session, (0, Duration::MAX), postbox, tree)

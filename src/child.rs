@@ -242,7 +242,7 @@ pub(crate) fn spawn<M: Send + 'static, S: Bodies<M>>(
     }
     let tree = session.tree();
     tree.reap();
-    let (postbox, inbox) = mailbox(shared.mailbox_capacity);
+    let (postbox, inbox) = mailbox(shared.mailbox_capacity, Duration::ZERO);
     let order = (id, tree.next_index());
     let (cell, done) = ChildCell::new(name, order, shared.stop_timeout, postbox);
     let cell = Arc::new(cell);

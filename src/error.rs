@@ -107,6 +107,16 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// [`SessionSupervisor::warm_up`](crate::SessionSupervisor::warm_up) could not
+    /// spawn a warm thread: the operating system refused it, or the process is too
+    /// close to `vm.max_map_count` (see [`Error::Spawn`]).
+    #[error("could not spawn a warm thread: {source}")]
+    WarmUp {
+        /// The error from the operating system, or the mapping budget.
+        #[source]
+        source: io::Error,
+    },
+
     /// The session did not end within the stop timeout.
     ///
     /// The stop stays requested, and the session stays registered (its path reserved)

@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -25,6 +25,7 @@ use crate::boundary::{catch, drop_quietly, quietly};
 use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
 use crate::mailbox::{mailbox, Inbox};
+use crate::pool::{Pool, Seat, HAND_OVER_SPIN};
 use crate::registry::Registry;
 use crate::restart::{first_init, supervise, Bodies};
 use crate::tree::{set_owner, ChildStrategy, Tree};
@@ -46,6 +47,8 @@ pub(crate) struct Shared<M> {
     pub(crate) policy: RestartPolicy,
     pub(crate) child_strategy: ChildStrategy,
     pub(crate) max_children: usize,
+    /// Warm threads, if the supervisor keeps any.
+    pub(crate) pool: Option<Arc<Pool>>,
 }
 
 /// The choices of one start.
@@ -71,7 +74,12 @@ impl<M: Send + 'static> Shared<M> {
         let id = session.id();
         policy.check(id)?;
         self.reap_finished();
-        let (postbox, inbox) = mailbox(self.mailbox_capacity);
+        // On a warm thread the body's stop waits spin briefly: see `HAND_OVER_SPIN`.
+        let spin = match self.pool {
+            Some(_) => HAND_OVER_SPIN,
+            None => Duration::ZERO,
+        };
+        let (postbox, inbox) = mailbox(self.mailbox_capacity, spin);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let tree = Tree::new(id, strategy, self.max_children, policy);
         let order = (seq, self.stop_timeout);
@@ -89,7 +97,11 @@ impl<M: Send + 'static> Shared<M> {
         self.spawn(thread, done, bodies)?;
         // Answered by the session thread after init, or by its end guard once the
         // entry is gone.
-        let reason = match answer_rx.recv() {
+        let answer = match self.pool {
+            Some(_) => Wait::Forever.recv_after_spin(&answer_rx, HAND_OVER_SPIN),
+            None => Wait::Forever.recv(&answer_rx),
+        };
+        let reason = match answer {
             Ok(Ok(())) => return Ok(cell),
             Ok(Err(reason)) => reason,
             Err(_) => "the session thread ended before init finished".to_owned(),
@@ -108,12 +120,13 @@ impl<M: Send + 'static> Shared<M> {
     ) -> Result<()> {
         let cell = Arc::clone(&thread.cell);
         let stack_size = self.stack_size;
-        let spawn = move || thread.spawn(stack_size, done, bodies);
+        let pool = self.pool.clone();
+        let spawn = move || match pool {
+            Some(pool) => thread.run_warm(&pool, done, bodies),
+            None => thread.spawn(stack_size, done, bodies),
+        };
         match catch_unwind(AssertUnwindSafe(spawn)) {
-            Ok(Ok(handle)) => {
-                cell.set_join_handle(handle);
-                Ok(())
-            }
+            Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => {
                 self.unregister(&cell);
                 let id = cell.id();
@@ -205,27 +218,56 @@ impl<M: Send + 'static> SessionThread<M> {
         stack_size: Option<usize>,
         done: Sender<Infallible>,
         bodies: S,
-    ) -> std::io::Result<JoinHandle<()>> {
+    ) -> std::io::Result<()> {
         crate::limits::take_thread()?;
         let mut builder = thread::Builder::new().name(self.session.name().to_owned());
         if let Some(bytes) = stack_size {
             builder = builder.stack_size(bytes);
         }
-        builder.spawn(move || self.main(done, bodies))
+        let cell = Arc::clone(&self.cell);
+        let handle = builder.spawn(move || self.main(done, bodies, None))?;
+        cell.set_join_handle(handle);
+        Ok(())
     }
 
-    /// The session thread from first to last instruction.
-    fn main<S: Bodies<M>>(self, done: Sender<Infallible>, bodies: S) {
+    /// Hands the session to a warm thread (a new one if none is parked). The pool
+    /// joins its threads, so the session has none to join.
+    fn run_warm<S: Bodies<M>>(
+        self,
+        pool: &Arc<Pool>,
+        done: Sender<Infallible>,
+        bodies: S,
+    ) -> std::io::Result<()> {
+        let cell = Arc::clone(&self.cell);
+        cell.set_warm();
+        let job = Box::new(move |seat| self.main(done, bodies, Some(seat)));
+        pool.run(job).map_err(|(error, job)| {
+            // Dropped here, in the start's panic boundary: it holds the bodies.
+            drop(job);
+            error
+        })
+    }
+
+    /// The session's work, from the first to the last instruction on its thread. On a
+    /// warm thread (`seat` is there) the end guard runs when this returns; on a thread
+    /// of its own, when the thread ends.
+    fn main<S: Bodies<M>>(self, done: Sender<Infallible>, bodies: S, seat: Option<Seat>) {
         let began = Instant::now();
         crate::panics::mark_session_thread();
         set_owner(self.cell.owner());
         self.cell.set_thread();
-        let _fallback = arm(EndGuard {
+        let guard = EndGuard {
             shared: Arc::clone(&self.shared),
             cell: Arc::clone(&self.cell),
             answer: self.answer.clone(),
             done: Some(done),
-        });
+            seat,
+        };
+        let _guard = if guard.seat.is_some() {
+            Some(guard)
+        } else {
+            arm(guard)
+        };
         let cell = Arc::clone(&self.cell);
         let (reason, restarts) = catch(|| self.live(bodies)).unwrap_or_else(|message| {
             let message = format!("the session thread failed: {message}");
@@ -316,6 +358,8 @@ struct EndGuard<M> {
     answer: Sender<StartAnswer>,
     /// Dropped as the guard's last act: wakes everyone waiting for the end.
     done: Option<Sender<Infallible>>,
+    /// On a warm thread: gives the thread back to the pool after a clean end.
+    seat: Option<Seat>,
 }
 
 impl<M> Drop for EndGuard<M> {
@@ -328,6 +372,13 @@ impl<M> Drop for EndGuard<M> {
         if !self.cell.has_begun() {
             // Answered only now, so the start never sees a half-registered entry.
             let _ = self.answer.try_send(Err(start_failure(&report.reason)));
+        }
+        if let Some(seat) = self.seat.take() {
+            // Before the wake: a start right after this stop finds the thread parked.
+            set_owner(0);
+            if self.cell.may_reuse_thread() {
+                seat.give_back();
+            }
         }
         drop(self.done.take());
     }

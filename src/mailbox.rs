@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
@@ -36,16 +37,20 @@ pub enum Control<M = ()> {
 #[derive(Debug)]
 pub(crate) struct StopSignal {
     requested: AtomicBool,
+    /// How long a wait tries before it parks: nonzero on a warm thread, whose stop
+    /// comes within microseconds in a start/stop storm (see `Wait::recv_after_spin`).
+    spin: Duration,
     /// Dropped by [`raise`](Self::raise): nothing is ever sent.
     wake: Mutex<Option<Sender<Infallible>>>,
     woken: Receiver<Infallible>,
 }
 
 impl StopSignal {
-    pub(crate) fn new() -> StopSignal {
+    pub(crate) fn new(spin: Duration) -> StopSignal {
         let (wake, woken) = crossbeam_channel::bounded(0);
         StopSignal {
             requested: AtomicBool::new(false),
+            spin,
             wake: Mutex::new(Some(wake)),
             woken,
         }
@@ -72,7 +77,12 @@ impl StopSignal {
 
     /// Blocks until a stop is requested or `wait` runs out; returns whether one was.
     pub(crate) fn wait(&self, wait: Wait) -> bool {
-        match wait.recv(&self.woken) {
+        let woken = if self.spin.is_zero() {
+            wait.recv(&self.woken)
+        } else {
+            wait.recv_after_spin(&self.woken, self.spin)
+        };
+        match woken {
             Ok(never) => match never {},
             Err(_) => self.is_raised(),
         }
@@ -92,10 +102,10 @@ pub(crate) struct Signals {
 }
 
 impl Signals {
-    fn new() -> Signals {
+    fn new(spin: Duration) -> Signals {
         Signals {
-            stop: StopSignal::new(),
-            run: Mutex::new(Arc::new(StopSignal::new())),
+            stop: StopSignal::new(spin),
+            run: Mutex::new(Arc::new(StopSignal::new(spin))),
         }
     }
 
@@ -120,7 +130,7 @@ impl Signals {
     pub(crate) fn renew_run(&self) -> Arc<StopSignal> {
         let mut run = self.run.lock();
         if run.is_raised() && !self.stop.is_raised() {
-            *run = Arc::new(StopSignal::new());
+            *run = Arc::new(StopSignal::new(run.spin));
         }
         Arc::clone(&run)
     }
@@ -162,12 +172,12 @@ pub(crate) struct Inbox<M> {
 struct OwnLine<T>(T);
 
 /// A new mailbox, bounded to `capacity` messages (at least 1) if given.
-pub(crate) fn mailbox<M>(capacity: Option<usize>) -> (Postbox<M>, Inbox<M>) {
+pub(crate) fn mailbox<M>(capacity: Option<usize>, spin: Duration) -> (Postbox<M>, Inbox<M>) {
     let (sender, control) = match capacity {
         Some(capacity) => crossbeam_channel::bounded(capacity.max(1)),
         None => crossbeam_channel::unbounded(),
     };
-    let signals = Arc::new(Signals::new());
+    let signals = Arc::new(Signals::new(spin));
     let (closing, closed) = crossbeam_channel::bounded(0);
     let postbox = Postbox {
         letters: OwnLine(RwLock::new(Some(sender))),
@@ -295,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_stop_reaches_a_full_mailbox_as_its_closing() {
-        let (postbox, inbox) = mailbox::<u32>(Some(1));
+        let (postbox, inbox) = mailbox::<u32>(Some(1), Duration::ZERO);
         postbox.post(1, || Wait::No).unwrap();
         assert_eq!(postbox.post(2, || Wait::No), Err((Refused::Full, 2)));
         postbox.stop();
@@ -306,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_stop_with_room_sends_stop_then_closes() {
-        let (postbox, inbox) = mailbox::<u32>(None);
+        let (postbox, inbox) = mailbox::<u32>(None, Duration::ZERO);
         postbox.stop();
         postbox.stop();
         assert_eq!(inbox.control.recv(), Ok(Control::Stop));
@@ -317,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_sender_blocked_on_a_full_mailbox_is_released_by_the_stop() {
-        let (postbox, inbox) = mailbox::<u32>(Some(1));
+        let (postbox, inbox) = mailbox::<u32>(Some(1), Duration::ZERO);
         let postbox = Arc::new(postbox);
         postbox.post(1, || Wait::No).unwrap();
         let blocked = {
@@ -332,7 +342,7 @@ mod tests {
 
     #[test]
     fn a_sender_blocked_on_a_full_mailbox_is_released_by_the_end() {
-        let (postbox, inbox) = mailbox::<u32>(Some(1));
+        let (postbox, inbox) = mailbox::<u32>(Some(1), Duration::ZERO);
         let postbox = Arc::new(postbox);
         postbox.post(1, || Wait::No).unwrap();
         let blocked = {
@@ -348,7 +358,7 @@ mod tests {
 
     #[test]
     fn a_wait_for_room_gives_up_at_its_deadline() {
-        let (postbox, _inbox) = mailbox::<u32>(Some(1));
+        let (postbox, _inbox) = mailbox::<u32>(Some(1), Duration::ZERO);
         postbox.post(1, || Wait::No).unwrap();
         let past = Wait::Until(Instant::now());
         assert_eq!(postbox.post(2, || past), Err((Refused::Full, 2)));
@@ -358,7 +368,7 @@ mod tests {
 
     #[test]
     fn an_interrupt_ends_the_run_but_not_the_worker_and_the_next_run_is_fresh() {
-        let (postbox, inbox) = mailbox::<u32>(None);
+        let (postbox, inbox) = mailbox::<u32>(None, Duration::ZERO);
         let first = inbox.signals.run();
         inbox.signals.raise_run();
         assert!(first.is_raised());
@@ -380,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_stopping_worker_gets_no_fresh_run() {
-        let (postbox, inbox) = mailbox::<u32>(None);
+        let (postbox, inbox) = mailbox::<u32>(None, Duration::ZERO);
         assert!(postbox.request_stop());
         assert!(!postbox.request_stop(), "raised once");
         inbox.signals.raise_run();

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
 use crate::lifecycle::{Options, Shared};
+use crate::pool::Pool;
 use crate::registry::Registry;
 use crate::restart::Bodies;
 use crate::wait::Wait;
@@ -77,6 +78,10 @@ impl<M> SessionSupervisor<M> {
             policy: builder.policy,
             child_strategy: builder.child_strategy,
             max_children: builder.max_children,
+            pool: (builder.warm_threads > 0).then(|| {
+                let timeout = builder.warm_thread_timeout;
+                Arc::new(Pool::new(builder.warm_threads, timeout, builder.stack_size))
+            }),
         };
         SessionSupervisor {
             shared: Arc::new(shared),
@@ -248,7 +253,48 @@ impl<M> SessionSupervisor<M> {
             }
         }
         self.shared.reap_until(wait);
+        if let Some(pool) = &self.shared.pool {
+            pool.close(wait);
+        }
         report
+    }
+
+    /// Spawns warm threads until as many are parked as
+    /// [`SupervisorBuilder::warm_threads`] keeps, so that the first starts are warm
+    /// too; returns how many are parked. Without warm threads, does nothing and
+    /// returns 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShuttingDown`] after a shutdown; [`Error::WarmUp`] if a thread could
+    /// not be spawned (the threads spawned before it stay parked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::SessionSupervisor;
+    ///
+    /// let sup = SessionSupervisor::builder().warm_threads(4).build();
+    /// assert_eq!(sup.idle_threads(), 0);
+    /// assert_eq!(sup.warm_up()?, 4);
+    /// assert_eq!(sup.idle_threads(), 4);
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn warm_up(&self) -> Result<usize> {
+        if self.is_shut_down() {
+            return Err(Error::ShuttingDown);
+        }
+        match &self.shared.pool {
+            Some(pool) => pool.fill().map_err(|source| Error::WarmUp { source }),
+            None => Ok(0),
+        }
+    }
+
+    /// How many warm threads are parked, waiting for a session (always 0 without
+    /// [`SupervisorBuilder::warm_threads`]).
+    #[must_use]
+    pub fn idle_threads(&self) -> usize {
+        self.shared.pool.as_ref().map_or(0, |pool| pool.idle())
     }
 
     /// Sends a message to a session by id. See [`SessionHandle::send`].

@@ -77,7 +77,7 @@ impl Drop for Racers {
 
 /// A fresh supervisor for one round.
 fn supervisor() -> Arc<SessionSupervisor> {
-    Arc::new(SessionSupervisor::builder().max_sessions(LIMIT).build())
+    Arc::new(common::builder().max_sessions(LIMIT).build())
 }
 
 /// Splits the outcomes into the admitted sessions and the refused ones with their errors.

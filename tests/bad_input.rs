@@ -22,7 +22,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let running = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -287,7 +287,7 @@ fn bad_id_string_is_invalid_id() {
 fn max_sessions_zero_builds_and_admits_nothing() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().max_sessions(0).build();
+        let sup = common::builder().max_sessions(0).build();
         assert_eq!(sup.max_sessions(), 0);
         let (ran_tx, ran_rx) = unbounded();
 
@@ -317,9 +317,7 @@ fn max_sessions_zero_builds_and_admits_nothing() {
 fn zero_stop_timeout_stop_requests_the_stop_without_waiting() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
-            .stop_timeout(Duration::ZERO)
-            .build();
+        let sup = common::builder().stop_timeout(Duration::ZERO).build();
         let (observed_tx, observed_rx) = unbounded();
         let (gate_tx, gate_rx) = unbounded::<()>();
         // Sees the stop, then cannot end before the test lets it.
@@ -354,9 +352,7 @@ fn zero_stop_timeout_stop_requests_the_stop_without_waiting() {
 fn zero_stop_timeout_drop_does_not_wait_and_sessions_still_end() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
-            .stop_timeout(Duration::ZERO)
-            .build();
+        let sup = common::builder().stop_timeout(Duration::ZERO).build();
         let (gate_tx, gate_rx) = unbounded::<()>();
         let handle = sup
             .start_session(projects.session(0), stub::gated(gate_rx))
@@ -412,7 +408,7 @@ fn rename_of_an_unknown_id_is_not_found() {
 fn send_to_an_unknown_id_is_not_found_and_hands_the_message_back() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<String>().build();
+        let sup = common::builder().messages::<String>().build();
         let (seen_tx, seen_rx) = unbounded();
         let running = sup
             .start_session(projects.session(0), move |ctx| {

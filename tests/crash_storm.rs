@@ -205,7 +205,7 @@ fn a_crash_storm_leaves_every_session_accounted_for_and_no_thread() {
 fn crash_storm() {
     let projects = Projects::new(SESSIONS);
     let before = thread_count();
-    let sup = Arc::new(SessionSupervisor::builder().max_sessions(SESSIONS).build());
+    let sup = Arc::new(common::builder().max_sessions(SESSIONS).build());
     let (crashed_tx, crashed) = unbounded();
     let (over_tx, over) = unbounded();
     let (idle_tx, idle) = unbounded();

@@ -10,7 +10,7 @@ use common::{guard, recv_within, Projects, TIMEOUT};
 use session_supervisor::crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
 use session_supervisor::{
     stub, ExitReason, Restart, RestartPolicy, Session, SessionContext, SessionEvent, SessionId,
-    SessionSupervisor, Subscription, EVENT_QUEUE_CAPACITY,
+    Subscription, EVENT_QUEUE_CAPACITY,
 };
 
 /// How many sessions the never-read subscriber test starts and stops.
@@ -45,7 +45,7 @@ fn waiting_events(subscription: &Subscription) -> Vec<SessionEvent> {
 fn every_subscriber_sees_started_then_exited_for_each_session_in_order() {
     guard!(move || {
         let projects = Projects::new(3);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let subscribers: Vec<_> = (0..3).map(|_| sup.subscribe()).collect();
         let handles: Vec<_> = (0..3)
             .map(|i| {
@@ -95,7 +95,7 @@ fn panics_then_returns_then_idles(
 fn every_subscriber_sees_each_restart_between_started_and_exited() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let subscribers = [sup.subscribe(), sup.subscribe()];
         let (third_tx, third_rx) = unbounded();
         let handle = sup
@@ -134,7 +134,7 @@ fn every_subscriber_sees_each_restart_between_started_and_exited() {
 fn exited_carries_the_reason_of_a_session_that_ended_by_itself() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let returned = sup
             .start_session(projects.session(0), stub::returns())
@@ -178,7 +178,7 @@ fn exited_carries_the_reason_of_a_session_that_ended_by_itself() {
 fn a_subscriber_sees_only_events_after_it_subscribed() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -197,7 +197,7 @@ fn a_subscriber_sees_only_events_after_it_subscribed() {
 fn a_never_read_subscriber_does_not_block_10_000_start_stop_cycles_and_stays_bounded() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let never_read = sup.subscribe();
 
         let sessions: Vec<Session> = (0..CYCLES)
@@ -234,7 +234,7 @@ fn a_never_read_subscriber_does_not_block_10_000_start_stop_cycles_and_stays_bou
 fn a_dropped_subscription_is_pruned_at_the_next_event() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let kept = sup.subscribe();
         let dropped: Vec<Subscription> = (0..100).map(|_| sup.subscribe()).collect();
         // Copies of the receiving ends outlive the subscriptions: each disconnects once
@@ -265,7 +265,7 @@ fn a_dropped_subscription_is_pruned_at_the_next_event() {
 fn a_subscription_ends_once_the_supervisor_is_dropped() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
@@ -290,7 +290,7 @@ fn a_subscription_ends_once_the_supervisor_is_dropped() {
 fn wait_for_skips_other_events_until_one_matches() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let other = sup
             .start_session(projects.session(0), stub::idle())
@@ -314,7 +314,7 @@ fn wait_for_skips_other_events_until_one_matches() {
 fn wait_for_gives_none_after_the_timeout_when_nothing_matches() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
@@ -336,7 +336,7 @@ fn wait_for_gives_none_after_the_timeout_when_nothing_matches() {
 fn wait_until_stopped_waits_for_the_end_of_a_session() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (gate_tx, gate_rx) = unbounded::<()>();
         let gated = sup
             .start_session(projects.session(0), stub::gated(gate_rx))

@@ -12,7 +12,7 @@ use common::{guard, recv_within, Projects, TIMEOUT};
 use crossbeam_channel::{unbounded, Sender};
 use session_supervisor::{
     Backoff, Error, ExitReason, InitError, Restart, RestartPolicy, SessionBody, SessionContext,
-    SessionEvent, SessionSupervisor,
+    SessionEvent,
 };
 
 /// What a run saw: its restart count, and what its body had counted before it.
@@ -53,7 +53,7 @@ fn a_factory_restarts_from_a_fresh_body_a_value_from_the_same_one() {
     guard!(|| {
         session_supervisor::quiet_session_panics();
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (seen_tx, seen) = unbounded();
         let dropped = Arc::new(AtomicU32::new(0));
         let counter = |seen: &Sender<Seen>, dropped: &Arc<AtomicU32>| Counter {
@@ -103,7 +103,7 @@ fn a_closure_factory_captures_afresh_for_each_run() {
     guard!(|| {
         session_supervisor::quiet_session_panics();
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (seen_tx, seen) = unbounded();
         let handle = sup
             .start(projects.session(0))
@@ -136,7 +136,7 @@ fn a_factory_that_panics_first_fails_the_start_and_leaves_nothing() {
     guard!(|| {
         session_supervisor::quiet_session_panics();
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let start = sup
             .start(projects.session(0))
@@ -157,7 +157,7 @@ fn a_factory_that_panics_on_a_restart_ends_the_session_as_panicked() {
     guard!(|| {
         session_supervisor::quiet_session_panics();
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let made = AtomicU32::new(0);
         let handle = sup
             .start(projects.session(0))
@@ -190,7 +190,7 @@ fn every_start_form_infers() {
             }
         }
         let projects = Projects::new(5);
-        let sup = SessionSupervisor::builder().messages::<u8>().build();
+        let sup = common::builder().messages::<u8>().build();
         let policy = RestartPolicy::new(Restart::Temporary);
         let handles = [
             sup.start_session(projects.session(0), |ctx| ctx.wait_for_stop()),
@@ -218,7 +218,7 @@ fn an_exponential_backoff_grows_and_a_stop_cuts_it_short() {
     guard!(|| {
         session_supervisor::quiet_session_panics();
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let backoff = Backoff::exponential(Duration::from_millis(40), Duration::from_secs(3600));
         let policy = RestartPolicy::new(Restart::Permanent)

@@ -80,7 +80,7 @@ fn a_body_whose_drop_panics_still_ends_its_session_cleanly() {
     guard!(|| {
         quiet_expected_panics();
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let bomb = Bomb(true);
         sup.start_session(projects.session(0), move |ctx| {
@@ -97,7 +97,7 @@ fn queued_messages_whose_drop_panics_are_dropped_without_leaving_the_entry() {
     guard!(|| {
         quiet_expected_panics();
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<Bomb>().build();
+        let sup = common::builder().messages::<Bomb>().build();
         let events = sup.subscribe();
         let handle = sup
             .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
@@ -148,7 +148,7 @@ fn a_failed_first_init_fails_the_start_cleanly_and_publishes_nothing() {
         for row in FAILED_STARTS {
             let case = row.name;
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
+            let sup = common::supervisor();
             let events = sup.subscribe();
             match sup.start(projects.session(0)).body(FailingInit(row.init)) {
                 Err(Error::StartFailed { reason, .. }) => {
@@ -173,7 +173,7 @@ fn a_backoff_too_long_for_a_deadline_waits_for_the_stop() {
     guard!(|| {
         for backoff in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
+            let sup = common::supervisor();
             let events = sup.subscribe();
             let (ran_tx, ran) = unbounded();
             let policy = RestartPolicy::new(Restart::Permanent).backoff(backoff);
@@ -192,9 +192,7 @@ fn a_backoff_too_long_for_a_deadline_waits_for_the_stop() {
 fn a_stop_timeout_of_duration_max_means_no_deadline() {
     guard!(|| {
         let projects = Projects::new(3);
-        let sup = SessionSupervisor::builder()
-            .stop_timeout(Duration::MAX)
-            .build();
+        let sup = common::builder().stop_timeout(Duration::MAX).build();
         let events = sup.subscribe();
         sup.start_session(projects.session(0), |ctx| ctx.wait_for_stop())
             .expect("start");
@@ -202,9 +200,7 @@ fn a_stop_timeout_of_duration_max_means_no_deadline() {
         sup.start_session(projects.session(1), |ctx| ctx.wait_for_stop())
             .expect("start");
         assert!(sup.shutdown().is_complete());
-        let dropped = SessionSupervisor::builder()
-            .stop_timeout(Duration::MAX)
-            .build();
+        let dropped = common::builder().stop_timeout(Duration::MAX).build();
         let handle = dropped
             .start_session(projects.session(2), |ctx| ctx.wait_for_stop())
             .expect("start");
@@ -221,7 +217,7 @@ enum Ask {
 fn waits_of_duration_max_mean_no_deadline() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<Ask>().build();
+        let sup = common::builder().messages::<Ask>().build();
         let events = sup.subscribe();
         let (stopped_tx, stopped) = unbounded();
         let handle = sup
@@ -266,12 +262,18 @@ impl Drop for Linger {
 
 /// A thread-local destructor that lingers is user code still running on the session
 /// thread: the stop gives up at its timeout, and the entry stays until it finished.
+///
+/// Only on a thread of its own: a warm thread does not end with its session, so its
+/// thread-locals outlive it (as documented; `tests/warm.rs` checks that side).
 #[test]
 fn a_lingering_thread_local_destructor_keeps_the_entry_and_the_stop_bounded() {
     guard!(|| {
         let timeout = Duration::from_millis(300);
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
+        let sup = SessionSupervisor::builder()
+            .warm_threads(0)
+            .stop_timeout(timeout)
+            .build();
         let events = sup.subscribe();
         let (release, gate) = bounded::<()>(0);
         let handle = sup
@@ -316,7 +318,7 @@ fn selecting_body(gate: Receiver<()>) -> impl FnMut(&SessionContext<u32>) + Send
 fn a_full_mailbox_does_not_lose_the_stop() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<u32>()
             .mailbox_capacity(2)
             .stop_timeout(Duration::ZERO)
@@ -342,7 +344,7 @@ fn a_full_mailbox_does_not_lose_the_stop() {
 fn a_sender_blocked_on_a_full_mailbox_is_released_by_the_stop() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<u32>()
             .mailbox_capacity(1)
             .build();
@@ -390,7 +392,7 @@ fn self_waits(
 fn a_session_waiting_on_itself_fails_at_once() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<Own>()
             .mailbox_capacity(1)
             .build();
@@ -416,7 +418,7 @@ fn a_session_waiting_on_itself_fails_at_once() {
 fn a_policy_with_restarts_in_a_zero_window_is_refused() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let bad = RestartPolicy::default().intensity(3, Duration::ZERO);
         let session = projects.session(0);
         let id = session.id();

@@ -6,9 +6,7 @@ mod common;
 use std::sync::mpsc;
 
 use common::{guard, Projects, TIMEOUT};
-use session_supervisor::{
-    stub, Error, ExitReason, ReplyTo, Session, SessionEvent, SessionKey, SessionSupervisor,
-};
+use session_supervisor::{stub, Error, ExitReason, ReplyTo, Session, SessionEvent, SessionKey};
 
 enum Msg {
     Name(ReplyTo<String>),
@@ -18,7 +16,7 @@ enum Msg {
 fn a_session_found_by_path_or_name_can_be_called_and_stopped() {
     guard!(|| {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::builder().messages::<Msg>().build();
+        let sup = common::builder().messages::<Msg>().build();
         let session = Session::builder(projects.path(0))
             .name("alpha")
             .build()
@@ -46,7 +44,7 @@ fn a_session_found_by_path_or_name_can_be_called_and_stopped() {
 fn finding_what_is_not_there_is_not_found_naming_the_key() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         match sup.find_by_path(projects.path(0)) {
             Err(Error::NotFound {
                 key: SessionKey::Path(path),
@@ -68,7 +66,7 @@ fn finding_what_is_not_there_is_not_found_naming_the_key() {
 fn stopping_an_ended_session_by_its_handle_returns_how_it_ended() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), stub::returns())
             .unwrap();
@@ -87,7 +85,7 @@ fn stopping_an_ended_session_by_its_handle_returns_how_it_ended() {
 fn a_rename_shows_in_the_handle_the_report_and_the_exited_event() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
@@ -112,7 +110,7 @@ fn a_rename_shows_in_the_handle_the_report_and_the_exited_event() {
 fn a_subscription_iterates_over_the_events() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let handle = sup
             .start_session(projects.session(0), stub::returns())
@@ -135,7 +133,7 @@ fn a_subscription_iterates_over_the_events() {
 fn iterating_a_subscription_ends_with_the_supervisor() {
     guard!(|| {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         sup.start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -148,7 +146,7 @@ fn iterating_a_subscription_ends_with_the_supervisor() {
 fn stub_bodies_report_to_std_channels() {
     guard!(|| {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::builder().messages::<u32>().build();
+        let sup = common::builder().messages::<u32>().build();
         let (runs_tx, runs) = mpsc::channel();
         let reporting = sup
             .start_session(projects.session(0), stub::reports(runs_tx))

@@ -10,7 +10,7 @@ use common::{guard, recv_within, Projects, TIMEOUT};
 use crossbeam_channel::{unbounded, Sender, TryRecvError};
 use session_supervisor::{
     stub, Error, ExitReason, InitError, Restart, RestartPolicy, Session, SessionBody,
-    SessionContext, SessionId, SessionKey, SessionSupervisor,
+    SessionContext, SessionId, SessionKey, SessionSupervisor, WARM_THREAD_NAME,
 };
 
 /// A body whose `init` tells the test the name of the thread it runs on.
@@ -70,7 +70,7 @@ fn the_guard_is_named_after_its_test() {
 fn start_session_registers_the_session() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let session = projects.session(0);
 
         sup.start_session(session.clone(), |ctx| ctx.wait_for_stop())
@@ -88,7 +88,7 @@ fn start_session_registers_the_session() {
 fn start_session_returns_a_handle_to_the_running_session() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let session = projects.session(0);
         let (ran_tx, ran_rx) = unbounded();
 
@@ -107,10 +107,10 @@ fn start_session_returns_a_handle_to_the_running_session() {
 }
 
 #[test]
-fn start_returns_after_init_ran_on_a_thread_named_after_the_session() {
+fn start_returns_after_init_ran_on_a_thread_named_after_the_session_or_the_pool() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let session = Session::builder(projects.path(0))
             .name("indexer")
             .build()
@@ -121,7 +121,12 @@ fn start_returns_after_init_ran_on_a_thread_named_after_the_session() {
 
         // Not recv_within: init must already have run when start_session returned.
         let thread_name = init_rx.try_recv().expect("init ran before start returned");
-        assert_eq!(thread_name.as_deref(), Some("indexer"));
+        // A warm thread runs many sessions, so it carries the pool's name instead.
+        let expected = match common::warm_threads() {
+            0 => "indexer",
+            _ => WARM_THREAD_NAME,
+        };
+        assert_eq!(thread_name.as_deref(), Some(expected));
     });
 }
 
@@ -129,7 +134,7 @@ fn start_returns_after_init_ran_on_a_thread_named_after_the_session() {
 fn start_fails_at_the_limit_and_admits_again_after_a_stop() {
     guard!(move || {
         let projects = Projects::new(3);
-        let sup = SessionSupervisor::builder().max_sessions(2).build();
+        let sup = common::builder().max_sessions(2).build();
         let first = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -162,7 +167,7 @@ fn start_fails_at_the_limit_and_admits_again_after_a_stop() {
 fn start_fails_for_a_duplicate_id() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let first = projects.session(0);
         sup.start_session(first.clone(), stub::idle()).unwrap();
         let same_id = Session::builder(projects.path(1))
@@ -186,7 +191,7 @@ fn start_fails_for_a_duplicate_id() {
 fn start_fails_for_a_duplicate_path() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let first = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -208,7 +213,7 @@ fn start_fails_for_a_duplicate_path() {
 fn start_fails_for_the_same_path_spelled_differently() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let first = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -254,7 +259,7 @@ fn a_failed_init_leaves_nothing_registered() {
         for (failure, message, reason_part) in FAILED_INITS {
             let case = format!("init {failure:?} {message:?}");
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
+            let sup = common::supervisor();
             let session = projects.session(0);
 
             let err = sup
@@ -284,7 +289,7 @@ fn failed_spawn_leaves_nothing_registered() {
     guard!(move || {
         let projects = Projects::new(1);
         // A stack far larger than the address space: the OS refuses the thread.
-        let sup = SessionSupervisor::builder().stack_size(1 << 50).build();
+        let sup = common::builder().stack_size(1 << 50).build();
         let session = projects.session(0);
 
         let err = sup
@@ -304,7 +309,7 @@ fn failed_spawn_leaves_nothing_registered() {
 fn find_running_and_list_follow_a_session_until_it_is_stopped() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -332,7 +337,7 @@ fn find_running_and_list_follow_a_session_until_it_is_stopped() {
 fn create_session_starts_a_session_named_after_its_folder() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (ran_tx, ran_rx) = unbounded();
 
         let session = sup
@@ -355,7 +360,7 @@ fn create_session_starts_a_session_named_after_its_folder() {
 fn a_custom_name_is_trimmed_and_found_by_name() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let session = Session::builder(projects.path(0))
             .name("  my project ")
             .build()
@@ -373,7 +378,7 @@ fn a_custom_name_is_trimmed_and_found_by_name() {
 fn create_session_of_a_missing_path_is_invalid_path() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let missing = projects.base().join("missing");
 
         let err = sup.create_session(&missing, stub::idle()).unwrap_err();
@@ -390,7 +395,7 @@ fn create_session_of_a_missing_path_is_invalid_path() {
 fn create_session_of_a_file_path_is_invalid_path() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let file = projects.path(0).join("notes.txt");
         std::fs::write(&file, "not a directory").unwrap();
 
@@ -408,7 +413,7 @@ fn create_session_of_a_file_path_is_invalid_path() {
 fn create_session_fails_at_the_limit() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::builder().max_sessions(1).build();
+        let sup = common::builder().max_sessions(1).build();
         sup.create_session(projects.path(0), stub::idle()).unwrap();
 
         let err = sup
@@ -428,7 +433,7 @@ fn create_session_fails_at_the_limit() {
 fn create_session_fails_for_an_open_project() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let first = sup.create_session(projects.path(0), stub::idle()).unwrap();
 
         let err = sup
@@ -447,7 +452,7 @@ fn create_session_fails_for_an_open_project() {
 fn body_that_returns_is_unregistered_and_frees_its_path() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), stub::returns())
             .unwrap();
@@ -469,7 +474,7 @@ fn body_that_returns_is_unregistered_and_frees_its_path() {
 fn panicking_body_is_unregistered_and_other_sessions_live_on() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (ran_tx, ran_rx) = unbounded();
         let other = sup
             .start_session(projects.session(1), stub::reports(ran_tx))
@@ -503,7 +508,7 @@ fn panicking_body_is_unregistered_and_other_sessions_live_on() {
 fn panicking_body_without_restarts_ends_with_its_panic_message() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .restart_policy(RestartPolicy::new(Restart::Temporary))
             .build();
 
@@ -528,7 +533,7 @@ fn late_exit_never_removes_a_newer_session_with_the_same_id() {
     guard!(move || {
         const ROUNDS: usize = 50;
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let id = SessionId::new();
         for round in 0..ROUNDS {
             let (gate_tx, gate_rx) = unbounded::<()>();

@@ -10,9 +10,7 @@ use std::time::Duration;
 use common::{guard, recv_within, Projects, TIMEOUT};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use log::{Level, Log, Metadata, Record};
-use session_supervisor::{
-    stub, ExitReason, Restart, RestartPolicy, SessionEvent, SessionId, SessionSupervisor,
-};
+use session_supervisor::{stub, ExitReason, Restart, RestartPolicy, SessionEvent, SessionId};
 
 /// Every record logged in this process, as (level, text).
 static RECORDS: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
@@ -81,7 +79,7 @@ fn giving_up_after_the_restart_limit_is_one_error() {
     guard!(|| {
         capture();
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let policy = RestartPolicy::new(Restart::Transient).intensity(2, Duration::from_secs(60));
         let handle = sup
             .start(projects.session(0))
@@ -107,7 +105,7 @@ fn a_start_and_a_stop_are_one_info_each() {
     guard!(|| {
         capture();
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), |ctx| ctx.wait_for_stop())
             .expect("start");
@@ -124,7 +122,7 @@ fn a_directorys_next_session_starts_after_the_last_one_exited_even_if_logging_bl
     guard!(|| {
         capture();
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let events = sup.subscribe();
         let first = projects.session(0);
         let (held_tx, held) = bounded(1);

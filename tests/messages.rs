@@ -59,7 +59,7 @@ fn keeper_session(
     SessionHandle<Request>,
     Receiver<usize>,
 ) {
-    let sup = SessionSupervisor::builder().messages::<Request>().build();
+    let sup = common::builder().messages::<Request>().build();
     let (held_tx, held_rx) = unbounded();
     let handle = sup
         .start_session(projects.session(0), keeper(held_tx))
@@ -108,9 +108,7 @@ fn messages_from_several_senders_all_arrive_in_per_sender_order() {
         const SENDERS: usize = 4;
         const PER_SENDER: u32 = 2_500;
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
-            .messages::<(usize, u32)>()
-            .build();
+        let sup = common::builder().messages::<(usize, u32)>().build();
         let (out_tx, out_rx) = unbounded();
         let handle = sup
             .start_session(projects.session(0), stub::echo(out_tx, |m| m))
@@ -224,7 +222,7 @@ fn call_fails_at_once_when_the_session_ends_holding_the_request() {
 fn call_fails_at_once_when_the_session_ends_with_the_request_unread() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<Request>().build();
+        let sup = common::builder().messages::<Request>().build();
         call_to_a_session_ending_with_the_request_unread(&projects, sup);
     });
 }
@@ -233,7 +231,7 @@ fn call_fails_at_once_when_the_session_ends_with_the_request_unread() {
 fn call_fails_at_once_when_a_bounded_session_ends_with_the_request_unread() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<Request>()
             .mailbox_capacity(4)
             .build();
@@ -286,9 +284,7 @@ fn stop_during_a_call(
 #[test]
 fn messages_still_queued_when_a_session_stops_are_dropped_with_it() {
     guard!(move || {
-        let sup = SessionSupervisor::builder()
-            .messages::<Sender<()>>()
-            .build();
+        let sup = common::builder().messages::<Sender<()>>().build();
         queued_message_dropped_by_stop(sup);
     });
 }
@@ -296,7 +292,7 @@ fn messages_still_queued_when_a_session_stops_are_dropped_with_it() {
 #[test]
 fn messages_still_queued_in_a_bounded_mailbox_are_dropped_when_the_session_stops() {
     guard!(move || {
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<Sender<()>>()
             .mailbox_capacity(4)
             .build();
@@ -328,7 +324,7 @@ fn queued_message_dropped_by_stop(sup: SessionSupervisor<Sender<()>>) {
 fn send_to_a_stopped_session_hands_the_message_back() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<String>().build();
+        let sup = common::builder().messages::<String>().build();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -351,7 +347,7 @@ fn send_to_a_stopped_session_hands_the_message_back() {
 fn send_to_a_session_that_ended_by_itself_hands_the_message_back() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<u64>().build();
+        let sup = common::builder().messages::<u64>().build();
         let handle = sup
             .start_session(projects.session(0), stub::returns())
             .unwrap();
@@ -373,7 +369,7 @@ fn send_error_converts_into_error_with_the_question_mark() {
             Ok(())
         }
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<u8>().build();
+        let sup = common::builder().messages::<u8>().build();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -404,7 +400,7 @@ fn stop_overtakes_10_000_queued_messages() {
     guard!(move || {
         let projects = Projects::new(1);
         // A zero stop timeout makes stop_session request the stop without waiting.
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<u32>()
             .stop_timeout(Duration::ZERO)
             .build();
@@ -442,7 +438,7 @@ fn stop_overtakes_10_000_queued_messages() {
 fn stop_during_a_message_skips_the_rest_of_the_queue() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<u32>()
             .stop_timeout(Duration::ZERO)
             .build();
@@ -482,7 +478,7 @@ fn stop_during_a_message_skips_the_rest_of_the_queue() {
 fn try_send_to_a_full_mailbox_hands_the_message_back_and_stop_still_works() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<u32>()
             .mailbox_capacity(2)
             .build();
@@ -509,7 +505,7 @@ fn try_send_to_a_full_mailbox_hands_the_message_back_and_stop_still_works() {
 fn a_send_blocked_on_a_full_mailbox_gets_its_message_back_when_the_session_stops() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<u32>()
             .mailbox_capacity(1)
             .build();
@@ -534,7 +530,7 @@ fn a_send_blocked_on_a_full_mailbox_gets_its_message_back_when_the_session_stops
 fn call_to_a_full_mailbox_times_out() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<Request>()
             .mailbox_capacity(1)
             .build();
@@ -558,7 +554,7 @@ fn call_to_a_full_mailbox_times_out() {
 fn send_and_try_send_by_id_reach_the_session() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<u32>().build();
+        let sup = common::builder().messages::<u32>().build();
         let (out_tx, out_rx) = unbounded();
         let handle = sup
             .start_session(projects.session(0), stub::echo(out_tx, |n| n))
@@ -587,7 +583,7 @@ fn call_by_id_returns_the_reply() {
 #[test]
 fn send_and_call_by_unknown_id_are_not_found_and_hand_the_message_back() {
     guard!(move || {
-        let sup = SessionSupervisor::builder().messages::<String>().build();
+        let sup = common::builder().messages::<String>().build();
         let unknown = SessionId::new();
 
         let (error, message) = sup
@@ -613,7 +609,7 @@ fn send_and_call_by_unknown_id_are_not_found_and_hand_the_message_back() {
 fn send_by_id_after_the_session_stopped_is_not_found() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<u32>().build();
+        let sup = common::builder().messages::<u32>().build();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -638,7 +634,7 @@ enum Seen {
 fn try_recv_and_recv_timeout_report_empty_timeout_message_and_stopped() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<u32>()
             .stop_timeout(Duration::ZERO)
             .build();
@@ -685,7 +681,7 @@ fn try_recv_and_recv_timeout_report_empty_timeout_message_and_stopped() {
 fn recv_timeout_returns_stopped_when_a_stop_comes_while_it_waits() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<u32>().build();
+        let sup = common::builder().messages::<u32>().build();
         let (waiting_tx, waiting_rx) = unbounded();
         let (seen_tx, seen_rx) = unbounded();
         let handle = sup
@@ -741,7 +737,7 @@ impl SessionBody<Step> for ReadsAcrossRestarts {
 fn messages_sent_before_and_during_a_restart_are_read_by_the_next_run() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().messages::<Step>().build();
+        let sup = common::builder().messages::<Step>().build();
         let (restarting, restarting_rx) = unbounded();
         let (gate_tx, gate) = unbounded();
         let (notes, notes_rx) = unbounded();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{guard, Projects, TIMEOUT};
-use session_supervisor::{ExitReason, SessionSupervisor};
+use session_supervisor::ExitReason;
 
 #[test]
 fn session_panics_are_quiet_and_other_panics_reach_the_previous_hook() {
@@ -24,7 +24,7 @@ fn session_panics_are_quiet_and_other_panics_reach_the_previous_hook() {
         session_supervisor::quiet_session_panics(); // twice is once
 
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), |_| panic!("in a session"))
             .unwrap();

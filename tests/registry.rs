@@ -7,9 +7,7 @@ use std::path::Path;
 
 use common::{guard, recv_within, Projects};
 use crossbeam_channel::unbounded;
-use session_supervisor::{
-    stub, Error, Session, SessionId, SessionKey, SessionRegistry, SessionSupervisor,
-};
+use session_supervisor::{stub, Error, Session, SessionId, SessionKey, SessionRegistry};
 
 /// Sessions named `name` on directories `dirs`, created (so aged) in that order.
 fn named_sessions(projects: &Projects, dirs: &[usize], name: &str) -> Vec<Session> {
@@ -361,7 +359,7 @@ fn clear_removes_every_session_and_frees_every_path() {
 fn rename_session_moves_updated_at_and_keeps_lookups_right() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (name_tx, name_rx) = unbounded();
         let original = projects.session(0);
         let handle = sup
@@ -391,7 +389,7 @@ fn rename_session_moves_updated_at_and_keeps_lookups_right() {
 fn supervisor_lookup_by_name_returns_the_oldest_session() {
     guard!(move || {
         let projects = Projects::new(3);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let sessions = named_sessions(&projects, &[0, 1, 2], "twin");
         for session in sessions.iter().rev() {
             sup.start_session(session.clone(), stub::idle()).unwrap();
@@ -407,7 +405,7 @@ fn supervisor_lookup_by_name_returns_the_oldest_session() {
 fn list_sessions_is_in_start_order_and_list_all_oldest_first() {
     guard!(move || {
         let projects = Projects::new(3);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let sessions = named_sessions(&projects, &[0, 1, 2], "s");
         let start_order = [2, 0, 1];
         for i in start_order {

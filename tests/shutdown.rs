@@ -49,7 +49,7 @@ fn ids(handles: &[SessionHandle]) -> Vec<SessionId> {
 fn shutdown_stops_every_session_and_reports_each_newest_first() {
     guard!(move || {
         let projects = Projects::new(5);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handles = start_idle(&sup, &projects, 5);
         let report = sup.shutdown();
 
@@ -77,7 +77,7 @@ fn shutdown_stops_every_session_and_reports_each_newest_first() {
 fn shutdown_reports_each_exit_reason_and_panic_message() {
     guard!(move || {
         let projects = Projects::new(3);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (runs_tx, runs) = unbounded();
         let idle = sup
             .start_session(projects.session(0), stub::idle())
@@ -135,7 +135,7 @@ fn returns_twice(runs: Sender<u32>) -> impl FnMut(&SessionContext) + Send {
 fn shutdown_reports_the_same_end_as_the_handles() {
     guard!(move || {
         let projects = Projects::new(3);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handles = start_idle(&sup, &projects, 3);
         let report = sup.shutdown();
         for handle in &handles {
@@ -149,7 +149,7 @@ fn shutdown_reports_the_same_end_as_the_handles() {
 fn shutdown_does_not_report_sessions_that_ended_before_it() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let ended = sup
             .start_session(projects.session(0), stub::returns())
             .expect("start");
@@ -168,7 +168,7 @@ fn shutdown_does_not_report_sessions_that_ended_before_it() {
 #[test]
 fn shutdown_with_no_sessions_returns_an_empty_complete_report() {
     guard!(move || {
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let report = sup.shutdown();
         assert!(report.is_complete());
         assert!(report.exited().is_empty());
@@ -182,7 +182,7 @@ fn shutdown_with_no_sessions_returns_an_empty_complete_report() {
 fn start_after_shutdown_fails_with_shutting_down_and_never_runs_the_body() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         assert!(!sup.is_shut_down());
         sup.shutdown();
         let (ran_tx, ran) = unbounded::<()>();
@@ -219,7 +219,7 @@ fn start_after_shutdown_fails_with_shutting_down_and_never_runs_the_body() {
 fn a_body_starting_a_session_during_shutdown_is_refused() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = Arc::new(SessionSupervisor::new());
+        let sup = Arc::new(common::supervisor());
         let (refused_tx, refused) = unbounded();
         let weak: Weak<SessionSupervisor> = Arc::downgrade(&sup);
         let spare = projects.session(1);
@@ -242,7 +242,7 @@ fn a_body_starting_a_session_during_shutdown_is_refused() {
 fn stop_after_shutdown_finds_no_session() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .expect("start");
@@ -260,7 +260,7 @@ fn shutdown_joins_every_session_thread_before_it_returns() {
     guard!(move || {
         const SESSIONS: usize = 10;
         let projects = Projects::new(SESSIONS);
-        let sup = SessionSupervisor::builder().max_sessions(SESSIONS).build();
+        let sup = common::builder().max_sessions(SESSIONS).build();
         let (exits_tx, exits) = unbounded();
         let (running_tx, running) = unbounded();
         for i in 0..SESSIONS {
@@ -281,7 +281,7 @@ fn dropping_the_supervisor_joins_every_running_session() {
     guard!(move || {
         const SESSIONS: usize = 10;
         let projects = Projects::new(SESSIONS);
-        let sup = SessionSupervisor::builder().max_sessions(SESSIONS).build();
+        let sup = common::builder().max_sessions(SESSIONS).build();
         let (exits_tx, exits) = unbounded();
         let (running_tx, running) = unbounded();
         let handles: Vec<_> = (0..SESSIONS)
@@ -308,7 +308,7 @@ fn shutdown_during_crash_loops_ends_every_session() {
     guard!(move || {
         const SESSIONS: usize = 8;
         let projects = Projects::new(SESSIONS);
-        let sup = SessionSupervisor::builder().max_sessions(SESSIONS).build();
+        let sup = common::builder().max_sessions(SESSIONS).build();
         let policy = RestartPolicy::new(Restart::Permanent).intensity(u32::MAX, HOUR);
         let (crashing_tx, crashing) = unbounded();
         let handles: Vec<_> = (0..SESSIONS)
@@ -351,7 +351,7 @@ fn concurrent_shutdowns_each_return_with_every_session_ended() {
         const SESSIONS: usize = 6;
         const CALLERS: usize = 4;
         let projects = Projects::new(SESSIONS);
-        let sup = Arc::new(SessionSupervisor::builder().max_sessions(SESSIONS).build());
+        let sup = Arc::new(common::builder().max_sessions(SESSIONS).build());
         let handles = start_idle(&sup, &projects, SESSIONS);
         let barrier = Arc::new(Barrier::new(CALLERS));
         let callers: Vec<_> = (0..CALLERS)

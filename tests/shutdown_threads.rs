@@ -49,9 +49,7 @@ fn shutdown_of_100_sessions_reports_each_and_leaves_no_thread_running() {
         // Linux only: elsewhere the count is unknown and its checks are skipped.
         let before = thread_count();
         // One more: the sessions that end are started one at a time.
-        let sup = SessionSupervisor::builder()
-            .max_sessions(RUNNING + 1)
-            .build();
+        let sup = common::builder().max_sessions(RUNNING + 1).build();
         let started = start_running(&sup, &projects);
         if let Some(before) = before {
             let during = thread_count().expect("counted before");

@@ -46,7 +46,7 @@ fn assert_not_found_by_id(result: Result<impl std::fmt::Debug, Error>, expected:
 fn stop_terminates_and_joins_the_session_thread() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (exited_tx, exited_rx) = unbounded();
         let handle = sup
             .start_session(projects.session(0), idle_until_thread_exit(exited_tx))
@@ -57,7 +57,13 @@ fn stop_terminates_and_joins_the_session_thread() {
         assert_eq!(report.id(), handle.id());
         assert_eq!(report.reason(), &ExitReason::Stopped);
         assert!(!handle.is_running());
-        // Not recv_within: the thread must have exited (and been joined) already.
+        // Not recv_within: the thread must have exited (and been joined) already. A
+        // warm thread is parked instead, and joined by the shutdown.
+        if common::warm_threads() > 0 {
+            assert!(exited_rx.try_recv().is_err(), "a warm thread is parked");
+            assert!(sup.idle_threads() > 0);
+            assert!(sup.shutdown().is_complete());
+        }
         assert_eq!(
             exited_rx.try_recv(),
             Ok(()),
@@ -70,7 +76,7 @@ fn stop_terminates_and_joins_the_session_thread() {
 fn stop_unregisters_both_id_and_path() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -93,7 +99,7 @@ fn stop_unregisters_both_id_and_path() {
 fn second_stop_of_a_session_is_not_found() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let handle = sup
             .start_session(projects.session(0), stub::idle())
             .unwrap();
@@ -108,7 +114,7 @@ fn stop_several_sessions_one_by_one_leaves_the_others_running() {
     guard!(move || {
         const SESSIONS: usize = 4;
         let projects = Projects::new(SESSIONS);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (observed_tx, observed_rx) = unbounded();
         let handles: Vec<SessionHandle> = (0..SESSIONS)
             .map(|i| {
@@ -134,7 +140,7 @@ fn stop_several_sessions_one_by_one_leaves_the_others_running() {
 fn stop_from_the_sessions_own_thread_returns_at_once_and_the_session_ends() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = Arc::new(SessionSupervisor::new());
+        let sup = Arc::new(common::supervisor());
         let (sup_tx, sup_rx) = unbounded::<Arc<SessionSupervisor>>();
         let (result_tx, result_rx) = unbounded();
         let handle = sup
@@ -169,7 +175,7 @@ fn concurrent_stops_of_one_session_each_return_after_it_ended() {
         const STOPPERS: usize = 8;
         const ROUNDS: usize = 20;
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         for round in 0..ROUNDS {
             // Disconnected once the body (and so its run) is gone.
             let (alive_tx, alive_rx) = unbounded::<()>();
@@ -234,7 +240,7 @@ fn race_stops(
 fn stop_of_a_body_ignoring_its_stop_times_out_and_keeps_its_path_until_it_ends() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().stop_timeout(SHORT).build();
+        let sup = common::builder().stop_timeout(SHORT).build();
         let (gate_tx, gate_rx) = unbounded();
         let handle = sup
             .start_session(projects.session(0), stub::gated(gate_rx))
@@ -292,7 +298,7 @@ fn dropping_the_supervisor_stops_and_joins_every_session() {
     guard!(move || {
         const SESSIONS: usize = 3;
         let projects = Projects::new(SESSIONS);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (observed_tx, observed_rx) = unbounded();
         let (exited_tx, exited_rx) = unbounded();
         let mut handles = Vec::new();
@@ -336,7 +342,7 @@ fn drop_waits_for_stuck_sessions_together_and_leaves_them_to_finish() {
     guard!(move || {
         const STUCK: usize = 5;
         let projects = Projects::new(STUCK);
-        let sup = SessionSupervisor::builder().stop_timeout(SHORT).build();
+        let sup = common::builder().stop_timeout(SHORT).build();
         let (gate_tx, gate_rx) = unbounded::<()>();
         let handles: Vec<SessionHandle> = (0..STUCK)
             .map(|i| {
@@ -372,7 +378,7 @@ fn drop_waits_for_stuck_sessions_together_and_leaves_them_to_finish() {
 fn last_owner_dropped_on_a_session_thread_stops_the_others_without_joining_itself() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = Arc::new(SessionSupervisor::new());
+        let sup = Arc::new(common::supervisor());
         let (exited_tx, exited_rx) = unbounded();
         let other = sup
             .start_session(projects.session(1), idle_until_thread_exit(exited_tx))

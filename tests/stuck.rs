@@ -56,7 +56,7 @@ fn stop_of_a_stuck_body_times_out_after_the_stop_timeout() {
     guard!(move || {
         let timeout = Duration::from_millis(300);
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
+        let sup = common::builder().stop_timeout(timeout).build();
         let (handle, _gate) = start_stuck(&sup, &projects, 0);
 
         let asked = Instant::now();
@@ -75,7 +75,7 @@ fn stop_of_a_stuck_body_times_out_after_the_stop_timeout() {
 fn a_stuck_session_keeps_its_path_until_it_returns_and_then_frees_it() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .stop_timeout(Duration::from_millis(100))
             .build();
         let (handle, gate) = start_stuck(&sup, &projects, 0);
@@ -110,7 +110,7 @@ fn a_second_stop_of_a_stuck_session_times_out_again() {
     guard!(move || {
         let timeout = Duration::from_millis(100);
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
+        let sup = common::builder().stop_timeout(timeout).build();
         let (handle, gate) = start_stuck(&sup, &projects, 0);
         assert_timed_out(sup.stop_session(handle.id()), handle.id(), timeout);
         assert_timed_out(sup.stop_session(handle.id()), handle.id(), timeout);
@@ -125,9 +125,7 @@ fn a_second_stop_of_a_stuck_session_times_out_again() {
 fn a_zero_stop_timeout_gives_up_on_a_stuck_session_at_once() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder()
-            .stop_timeout(Duration::ZERO)
-            .build();
+        let sup = common::builder().stop_timeout(Duration::ZERO).build();
         let (handle, gate) = start_stuck(&sup, &projects, 0);
         let asked = Instant::now();
         assert_timed_out(sup.stop_session(handle.id()), handle.id(), Duration::ZERO);
@@ -144,7 +142,7 @@ fn shutdown_lists_stuck_sessions_as_timed_out_within_one_timeout_and_stops_the_r
         // Four stuck sessions waited for one after the other would take 3 s.
         let timeout = Duration::from_millis(750);
         let projects = Projects::new(STUCK * 2);
-        let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
+        let sup = common::builder().stop_timeout(timeout).build();
         let mut stuck = Vec::new();
         let mut idle = Vec::new();
         for i in 0..STUCK {
@@ -202,7 +200,7 @@ fn a_second_shutdown_waits_again_for_sessions_still_stuck() {
     guard!(move || {
         let timeout = Duration::from_millis(200);
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
+        let sup = common::builder().stop_timeout(timeout).build();
         let (handle, gate) = start_stuck(&sup, &projects, 0);
         assert_eq!(sup.shutdown().timed_out(), [handle.id()]);
 
@@ -225,7 +223,7 @@ fn dropping_a_supervisor_with_a_stuck_session_returns_after_the_stop_timeout() {
     guard!(move || {
         let timeout = Duration::from_millis(300);
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::builder().stop_timeout(timeout).build();
+        let sup = common::builder().stop_timeout(timeout).build();
         let (stuck, gate) = start_stuck(&sup, &projects, 0);
         let (runs_tx, runs) = unbounded();
         let idle = sup

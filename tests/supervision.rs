@@ -276,7 +276,7 @@ fn each_restart_policy_against_each_way_a_body_ends() {
         for row in POLICY_X_ENDING {
             let case = format!("{:?} body, {:?}", row.restart, row.ending);
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
+            let sup = common::supervisor();
             let (runs_tx, runs) = unbounded();
             let policy = RestartPolicy::new(row.restart).intensity(2, HOUR);
             let body = EndsEachRun {
@@ -314,9 +314,7 @@ fn the_supervisor_policy_applies_to_sessions_started_without_one() {
     guard!(move || {
         let projects = Projects::new(1);
         let temporary = RestartPolicy::new(Restart::Temporary);
-        let sup = SessionSupervisor::builder()
-            .restart_policy(temporary)
-            .build();
+        let sup = common::builder().restart_policy(temporary).build();
         let handle = sup
             .start_session(projects.session(0), |_: &SessionContext| panic!("once"))
             .expect("start");
@@ -335,7 +333,7 @@ fn the_supervisor_policy_applies_to_sessions_started_without_one() {
 fn three_crashes_restart_and_the_fourth_inside_the_window_gives_up() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (runs_tx, runs) = unbounded();
         let (crash, crash_rx) = unbounded();
         let policy = RestartPolicy::new(Restart::Transient).intensity(3, HOUR);
@@ -373,7 +371,7 @@ fn three_crashes_restart_and_the_fourth_inside_the_window_gives_up() {
 fn zero_max_restarts_gives_up_on_the_first_crash() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let policy = RestartPolicy::new(Restart::Permanent).intensity(0, HOUR);
         let handle = start_crashing(&sup, projects.session(0), policy);
         let report = handle.wait_timeout(TIMEOUT).expect("the session gives up");
@@ -389,7 +387,7 @@ fn zero_max_restarts_gives_up_on_the_first_crash() {
 fn crashes_spread_wider_than_the_window_keep_restarting() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (runs_tx, runs) = unbounded();
         let (crash, crash_rx) = unbounded();
         // One restart per nanosecond. Each crash waits for the test, which sends it only
@@ -417,7 +415,7 @@ fn crashes_spread_wider_than_the_window_keep_restarting() {
 fn a_restart_keeps_the_id_the_handle_the_path_and_the_registry_entry() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (runs_tx, runs) = unbounded();
         let (crash, crash_rx) = unbounded();
         let body = crash_on_command(runs_tx, crash_rx);
@@ -478,7 +476,7 @@ impl SessionBody for SlowRestartInit {
 fn the_path_stays_reserved_while_a_restart_is_in_init() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (in_init_tx, in_init) = unbounded();
         let (go, go_rx) = unbounded();
         let body = SlowRestartInit {
@@ -507,7 +505,7 @@ fn the_path_stays_reserved_while_a_restart_is_in_init() {
 fn restarts_tells_each_run_how_many_came_before() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (runs_tx, runs) = unbounded();
         let policy = RestartPolicy::new(Restart::Permanent).intensity(10, HOUR);
         // Returns five times (permanent: each return restarts), then idles.
@@ -544,7 +542,7 @@ fn lookups_never_miss_a_session_while_it_restarts() {
     guard!(move || {
         const LOOKERS: usize = 4;
         let projects = Projects::new(1);
-        let sup = Arc::new(SessionSupervisor::new());
+        let sup = Arc::new(common::supervisor());
         let start = Arc::new(Barrier::new(LOOKERS + 1));
         let (settled_tx, settled) = unbounded();
         let policy = RestartPolicy::new(Restart::Permanent).intensity(1000, HOUR);
@@ -597,7 +595,7 @@ fn lookups_never_miss_a_session_while_it_restarts() {
 fn a_crashing_session_does_not_disturb_another() {
     guard!(move || {
         let projects = Projects::new(2);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (runs_tx, runs) = unbounded();
         let calm = sup
             .start_session(projects.session(0), stub::reports(runs_tx))
@@ -683,7 +681,7 @@ fn a_first_init_failure_fails_the_start_and_leaves_nothing_registered_under_each
         for row in POLICY_X_FIRST_INIT {
             let case = format!("{:?} body, {}", row.restart, row.ending);
             let projects = Projects::new(1);
-            let sup = SessionSupervisor::new();
+            let sup = common::supervisor();
             let (ran_tx, ran) = unbounded();
             let session = projects.session(0);
             let id = session.id();
@@ -722,7 +720,7 @@ fn a_first_init_failure_fails_the_start_and_leaves_nothing_registered_under_each
 fn stop_reports_stopped_with_the_restart_count_and_run_time() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (runs_tx, runs) = unbounded();
         let (crash, crash_rx) = unbounded();
         let began = Instant::now();
@@ -752,7 +750,7 @@ fn stop_reports_stopped_with_the_restart_count_and_run_time() {
 fn stop_reports_the_panic_message_of_a_body_that_panics_when_stopped() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (inits_tx, inits) = unbounded();
         let policy = RestartPolicy::new(Restart::Permanent).intensity(10, HOUR);
         let body = PanicsWhenStopped { inits: inits_tx };
@@ -794,7 +792,7 @@ impl SessionBody for PanicsWhenStopped {
 fn stop_during_a_backoff_ends_the_session_promptly() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().stop_timeout(TIMEOUT).build();
+        let sup = common::builder().stop_timeout(TIMEOUT).build();
         let session = projects.session(0);
         let restarting = log_tap::listen(session.id(), "restarting");
         let policy = RestartPolicy::default().backoff(Duration::from_secs(60));
@@ -826,7 +824,7 @@ fn stop_during_a_backoff_ends_the_session_promptly() {
 fn shutdown_during_a_backoff_ends_the_session_promptly() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::builder().stop_timeout(TIMEOUT).build();
+        let sup = common::builder().stop_timeout(TIMEOUT).build();
         let session = projects.session(0);
         let restarting = log_tap::listen(session.id(), "restarting");
         let policy = RestartPolicy::default().backoff(Duration::from_secs(60));
@@ -871,9 +869,7 @@ fn a_stop_during_a_restart_runs_no_new_run() {
     guard!(move || {
         let projects = Projects::new(1);
         // A zero timeout: the stop only asks, so the test can let the restart go on.
-        let sup = SessionSupervisor::builder()
-            .stop_timeout(Duration::ZERO)
-            .build();
+        let sup = common::builder().stop_timeout(Duration::ZERO).build();
         let session = projects.session(0);
         let (restarting, release) = log_tap::hold(session.id(), "restarting");
         let (inits_tx, inits) = unbounded();
@@ -927,7 +923,7 @@ impl SessionBody for StopArrivesInRestartInit {
 fn a_stop_during_a_restarts_init_runs_no_new_run() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let (in_init_tx, in_init) = unbounded();
         let (runs_tx, runs) = unbounded();
         let body = StopArrivesInRestartInit {
@@ -951,7 +947,7 @@ fn a_stop_during_a_restarts_init_runs_no_new_run() {
 fn dropping_the_supervisor_joins_a_session_that_is_ending_on_its_own() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = SessionSupervisor::new();
+        let sup = common::supervisor();
         let session = projects.session(0);
         // Held in its end-of-session log call, after unregistering itself.
         let (ended, release) = log_tap::hold(session.id(), "ended");
@@ -1007,7 +1003,7 @@ impl SessionBody for StopsItselfInInit {
 fn the_first_run_starts_even_if_a_stop_came_during_init() {
     guard!(move || {
         let projects = Projects::new(1);
-        let sup = Arc::new(SessionSupervisor::new());
+        let sup = Arc::new(common::supervisor());
         let cell = Arc::new(std::sync::OnceLock::new());
         cell.set(Arc::downgrade(&sup)).expect("empty");
         let (ran_tx, ran_rx) = unbounded();

@@ -95,7 +95,7 @@ fn three_supervisors_near_max_map_count_are_refused_with_a_typed_error_not_an_ab
         let began = Instant::now();
         let sups: Vec<SessionSupervisor> = (0..SUPERVISORS)
             .map(|_| {
-                SessionSupervisor::builder()
+                common::builder()
                     .max_sessions(usize::MAX)
                     .stack_size(64 * 1024)
                     .stop_timeout(Duration::from_secs(120))

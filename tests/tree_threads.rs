@@ -84,7 +84,7 @@ fn sessions_with_children_leave_no_thread_behind() {
         session_supervisor::quiet_session_panics();
         let projects = Projects::new(1);
         let before = thread_count();
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .stop_timeout(Duration::from_millis(200))
             .restart_policy(intensity(10))
             .build();

@@ -11,6 +11,10 @@
 //! by id and by path for the lookups, then send every thread a shutdown and join them
 //! all, newest first (as `shutdown` does).
 //!
+//! A third side, `warm`, starts the same sessions on a supervisor with N warm threads,
+//! all spawned and parked by `warm_up` before the clock starts (its time is shown apart):
+//! what a program that prestarts its pool pays per start.
+//!
 //! Each side runs in a fresh child process (this program, with `--side sessions` or
 //! `--side bare`): glibc keeps freed thread stacks for reuse and the heap stays grown,
 //! so whichever side ran second in the same process would start faster and seem to use
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
 enum Side {
     Sessions,
     Bare,
+    Warm,
 }
 
 impl Side {
@@ -66,6 +71,7 @@ impl Side {
         match self {
             Side::Sessions => "sessions",
             Side::Bare => "bare",
+            Side::Warm => "warm",
         }
     }
 }
@@ -77,7 +83,7 @@ fn parse_args() -> Result<(usize, Option<Side>)> {
         [] => return Ok((DEFAULT_N, None)),
         [n] => (n, None),
         [n, flag, side] if flag == "--side" => (n, Some(side.as_str())),
-        _ => return Err("usage: scale [N] [--side sessions|bare]".into()),
+        _ => return Err("usage: scale [N] [--side sessions|bare|warm]".into()),
     };
     let n = match n.replace(['_', ','], "").parse::<usize>() {
         Ok(n) if n > 0 => n,
@@ -87,6 +93,7 @@ fn parse_args() -> Result<(usize, Option<Side>)> {
         None => None,
         Some("sessions") => Some(Side::Sessions),
         Some("bare") => Some(Side::Bare),
+        Some("warm") => Some(Side::Warm),
         Some(other) => return Err(format!("unknown side {other:?}")),
     };
     Ok((n, side))
@@ -96,7 +103,9 @@ fn run(n: usize, side: Option<Side>) -> Result<()> {
     let Some(side) = side else {
         let sessions = measure_in_child(n, Side::Sessions)?;
         let bare = measure_in_child(n, Side::Bare)?;
+        let warm = measure_in_child(n, Side::Warm)?;
         print_table(n, &sessions, &bare);
+        print_warm(n, &warm, &bare);
         return Ok(());
     };
     let threads_at_start = proc::threads();
@@ -107,6 +116,7 @@ fn run(n: usize, side: Option<Side>) -> Result<()> {
     let mut measured = match side {
         Side::Sessions => sessions_side(sessions, threads_at_start)?,
         Side::Bare => bare_side(sessions, threads_at_start)?,
+        Side::Warm => warm_side(sessions, threads_at_start)?,
     };
     measured.prepared = prepared;
     dirs.remove()?;
@@ -152,6 +162,8 @@ fn fresh_base() -> PathBuf {
 struct Measured {
     /// `Session::new` for the N directories (not part of the start).
     prepared: Duration,
+    /// `warm_up` of N warm threads (the warm side only; not part of the start).
+    warm_up: Duration,
     start_all: Duration,
     rss_before_kib: Option<u64>,
     rss_after_kib: Option<u64>,
@@ -168,6 +180,7 @@ impl Measured {
         let kib = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
         let times = [
             self.prepared,
+            self.warm_up,
             self.start_all,
             self.by_id,
             self.by_path,
@@ -180,12 +193,14 @@ impl Measured {
 
     fn from_line(line: &str) -> Option<Measured> {
         let fields: Vec<&str> = line.strip_prefix("measured ")?.split(' ').collect();
-        let [prepared, start_all, by_id, by_path, stop_all, before, after] = fields[..] else {
+        let [prepared, warm_up, start_all, by_id, by_path, stop_all, before, after] = fields[..]
+        else {
             return None;
         };
         let time = |field: &str| field.parse().ok().map(Duration::from_nanos);
         Some(Measured {
             prepared: time(prepared)?,
+            warm_up: time(warm_up)?,
             start_all: time(start_all)?,
             rss_before_kib: before.parse().ok(),
             rss_after_kib: after.parse().ok(),
@@ -251,6 +266,49 @@ fn sessions_side(sessions: Vec<Session>, threads_at_start: Option<usize>) -> Res
     measured.stop_all = began.elapsed();
     check_report(n, &report)?;
     settle("after shutdown", threads_at_start)?;
+    Ok(measured)
+}
+
+/// The sessions side on a supervisor whose N warm threads were all parked before the
+/// clock started.
+fn warm_side(sessions: Vec<Session>, threads_at_start: Option<usize>) -> Result<Measured> {
+    let (n, keys) = (sessions.len(), Keys::of(&sessions));
+    let sup = SessionSupervisor::builder()
+        .stack_size(STACK)
+        .max_sessions(n)
+        .warm_threads(n)
+        .warm_thread_timeout(Duration::MAX)
+        .build();
+    let began = Instant::now();
+    let parked = sup.warm_up().map_err(|e| format!("warm_up failed: {e}"))?;
+    let warm_up = began.elapsed();
+    if parked != n {
+        return Err(format!("warm_up parked {parked} threads, not {n}"));
+    }
+    check_threads("after warm_up", threads_at_start, n)?;
+    let mut measured = timed_start(|| {
+        for (i, session) in sessions.into_iter().enumerate() {
+            sup.start_session(session, stub::idle())
+                .map_err(|e| format!("warm session start {} of {n} failed: {e}", i + 1))?;
+        }
+        Ok(())
+    })?;
+    measured.warm_up = warm_up;
+    if sup.idle_threads() != 0 {
+        return Err(format!(
+            "{} threads still parked after N starts",
+            sup.idle_threads()
+        ));
+    }
+    check_threads("after starting the warm sessions", threads_at_start, n)?;
+    measured.by_id = average(&keys.ids, |id| sup.lookup(*id).is_ok())?;
+    measured.by_path = average(&keys.paths, |path| sup.lookup_by_path(path).is_ok())?;
+
+    let began = Instant::now();
+    let report = sup.shutdown();
+    measured.stop_all = began.elapsed();
+    check_report(n, &report)?;
+    settle("after shutdown of the warm supervisor", threads_at_start)?;
     Ok(measured)
 }
 
@@ -442,6 +500,27 @@ fn print_table(n: usize, sessions: &Measured, bare: &Measured) {
     println!(
         "checks passed: {n} sessions exited, none timed out; every thread ended; temp dirs removed"
     );
+}
+
+fn print_warm(n: usize, warm: &Measured, bare: &Measured) {
+    println!();
+    let warm_up = ms(warm.warm_up);
+    println!("warm: the same {n} sessions on {n} warm threads, parked by warm_up ({warm_up}, not counted)");
+    println!();
+    println!("{:<22} {:>12} {:>12} {:>7}", "", "warm", "bare", "ratio");
+    let per = |d: Duration| d / n as u32;
+    time_row(("start all", warm.start_all, bare.start_all, ms));
+    time_row((
+        "start, per thread",
+        per(warm.start_all),
+        per(bare.start_all),
+        us,
+    ));
+    time_row(("lookup by id", warm.by_id, bare.by_id, ns));
+    time_row(("lookup by path", warm.by_path, bare.by_path, ns));
+    time_row(("stop all", warm.stop_all, bare.stop_all, ms));
+    println!();
+    println!("checks passed: {n} warm sessions exited, none timed out; every warm thread joined");
 }
 
 fn print_rows(n: usize, s: &Measured, b: &Measured) {

@@ -121,11 +121,16 @@ struct Faulty {
     fault: Fault,
     /// Set for `Fault::DropPanics` by `init`: the body then panics when dropped.
     armed: bool,
+    /// Set by `init` on a warm thread: the body's drop then tells `on_exit`.
+    tells_on_drop: bool,
     on_exit: Sender<()>,
 }
 
 impl Drop for Faulty {
     fn drop(&mut self) {
+        if self.tells_on_drop {
+            let _ = self.on_exit.send(());
+        }
         if self.armed {
             panic!("{EXPECTED}");
         }
@@ -134,11 +139,17 @@ impl Drop for Faulty {
 
 impl SessionBody<Msg> for Faulty {
     fn init(&mut self, _: &SessionContext<Msg>) -> Result<(), InitError> {
-        let on_exit = OnExit(self.on_exit.clone());
-        // Once per thread: `init` runs again on each restart.
-        ON_EXIT.with(|slot| {
-            slot.borrow_mut().get_or_insert(on_exit);
-        });
+        if common::warm_threads() > 0 {
+            // A warm thread outlives its session, and its thread-locals with it (as
+            // documented): the body's drop, the session's last user code, tells.
+            self.tells_on_drop = true;
+        } else {
+            let on_exit = OnExit(self.on_exit.clone());
+            // Once per thread: `init` runs again on each restart.
+            ON_EXIT.with(|slot| {
+                slot.borrow_mut().get_or_insert(on_exit);
+            });
+        }
         // Armed only once it runs: a body refused at admission is dropped by the test.
         self.armed = self.fault == Fault::DropPanics;
         match self.fault {
@@ -192,7 +203,7 @@ struct Harness {
 
 impl Harness {
     fn new(stop_timeout: Duration) -> Harness {
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .messages::<Msg>()
             .mailbox_capacity(2)
             .stop_timeout(stop_timeout)
@@ -244,6 +255,7 @@ impl Harness {
         let body = Faulty {
             fault,
             armed: false,
+            tells_on_drop: false,
             on_exit,
         };
         let backoff = if endless {

@@ -919,7 +919,7 @@ fn summary(report: &ExitReport) -> (SessionId, ExitReason, u32) {
 impl<'w> Harness<'w> {
     fn new(world: &'w World, restart: Restart) -> Harness<'w> {
         let policy = RestartPolicy::new(restart).intensity(MAX_RESTARTS, Duration::from_secs(3600));
-        let sup = SessionSupervisor::builder()
+        let sup = common::builder()
             .max_sessions(MAX_SESSIONS)
             .stop_timeout(TIMEOUT)
             .restart_policy(policy)

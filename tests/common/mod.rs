@@ -5,10 +5,39 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use session_supervisor::crossbeam_channel::Receiver;
-use session_supervisor::{Session, SessionId};
+use session_supervisor::{Session, SessionId, SessionSupervisor, SupervisorBuilder};
 
 /// The longest any test waits for one event before failing.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The variable that turns warm threads on in every supervisor the tests build: CI runs
+/// the whole suite once without warm threads and once with them.
+pub const WARM_THREADS_VAR: &str = "SESSION_SUPERVISOR_TEST_WARM_THREADS";
+
+/// How many warm threads the tests' supervisors keep: the number in
+/// [`WARM_THREADS_VAR`], 0 (none, the crate's default) if it is not set.
+///
+/// # Panics
+///
+/// If the variable is set to something other than a number.
+pub fn warm_threads() -> usize {
+    match std::env::var(WARM_THREADS_VAR) {
+        Ok(n) => n
+            .parse()
+            .expect("SESSION_SUPERVISOR_TEST_WARM_THREADS is a number"),
+        Err(_) => 0,
+    }
+}
+
+/// The builder every test starts from: the crate's defaults, with [`warm_threads`].
+pub fn builder() -> SupervisorBuilder {
+    SessionSupervisor::builder().warm_threads(warm_threads())
+}
+
+/// A supervisor with the defaults, with [`warm_threads`].
+pub fn supervisor() -> SessionSupervisor {
+    builder().build()
+}
 
 /// Receives one message, or fails the test naming what it waited for.
 pub fn recv_within<T>(rx: &Receiver<T>, what: &str) -> T {

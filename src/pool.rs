@@ -2,17 +2,24 @@
 //! next start hands its session to one of them instead of spawning a thread.
 //!
 //! A start takes the most recently parked thread (its stack and caches are the
-//! warmest) and sends it the session's work on the thread's own one-slot channel; with
-//! none parked, it spawns a new pool thread. A thread goes back only when its session
-//! ended cleanly (the session decides, in its end guard, before it wakes whoever waits
-//! for its end, so a start right after a stop finds the thread parked again). A thread
+//! warmest), puts the session's work in the thread's slot and unparks it; with none
+//! parked, it spawns a new pool thread. A thread goes back only when its session ended
+//! cleanly (the session decides, in its end guard, before it wakes whoever waits for
+//! its end, so a start right after a stop finds the thread parked again). A thread
 //! parked longer than the idle timeout leaves; so does every thread once the pool is
 //! closed.
 //!
+//! The hand-over is a slot under a mutex and `Thread::unpark`, called with no lock
+//! held. A parked thread first watches its slot for a few microseconds (a start right
+//! after a stop finds it there), then sleeps. Waking a sleeping thread costs its waker
+//! about 20 µs on this virtual machine, several times a warm start; so a start that
+//! takes a thread also nudges the next one parked, which wakes and watches its slot
+//! for a while before it sleeps again: in a burst of starts each start then finds its
+//! thread awake and pays for one wake instead of two (see BENCHMARKS.md).
+//!
 //! Every pool thread is joined: one that left is joined by a later start (it is past
 //! its last line of work by then, or soon after), and closing the pool joins them all,
-//! each wait bounded. The only sender of a parked thread's channel is its place in the
-//! idle list, so dropping that place is how a thread is told to leave.
+//! each wait bounded.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -20,8 +27,8 @@ use std::convert::Infallible;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::thread::{self, JoinHandle, Thread as ThreadRef};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
@@ -34,9 +41,9 @@ use crate::wait::Wait;
 pub const WARM_THREAD_NAME: &str = "warm-session";
 
 /// How long a wait of a warm thread's hand-over (a thread waiting for its next session,
-/// a start waiting for `init`, a stop waiting for the end) tries before it parks: see
-/// [`Wait::recv_after_spin`]. Measured on the `start_stop/warm` bench: 5 µs already
-/// catches most answers, 20 µs all of them; longer only burns CPU.
+/// a start waiting for `init`, a stop waiting for the end, a warm body waiting for its
+/// stop) tries before it parks: see [`Wait::recv_after_spin`]. Measured on the
+/// `start_stop/warm` bench: 5 µs already catches most answers, 20 µs all of them.
 pub(crate) const HAND_OVER_SPIN: Duration = Duration::from_micros(20);
 
 /// How long a warm thread of a default pool stays parked before it ends.
@@ -61,38 +68,101 @@ struct State {
     /// Parked threads, the most recently parked last.
     idle: Vec<Parked>,
     /// Every pool thread not joined yet, by number.
-    threads: HashMap<u64, Thread>,
+    threads: HashMap<u64, PoolThread>,
     /// Numbers of threads that left (or are about to): joined by a later reap.
     left: Vec<u64>,
     next_number: u64,
     closed: bool,
 }
 
-/// A parked thread: the only sender of its channel.
+/// A parked thread.
 #[derive(Debug)]
 struct Parked {
-    number: u64,
-    orders: Sender<Order>,
+    slot: Arc<Slot>,
+    /// Whether it was nudged since it parked: at most once per parking.
+    nudged: bool,
 }
 
 /// A pool thread's handle, and what tells that it ran its last line.
 #[derive(Debug)]
-struct Thread {
+struct PoolThread {
     handle: JoinHandle<()>,
     ended: Receiver<Infallible>,
 }
 
-/// Work for a thread, with the sender its thread parks with afterwards.
-struct Order {
-    job: Job,
-    orders: Sender<Order>,
+/// Where a pool thread receives its work.
+struct Slot {
+    number: u64,
+    order: Mutex<Option<Order>>,
+    thread: ThreadRef,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("number", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a parked thread is told.
+enum Order {
+    Run(Job),
+    /// The pool closed, or the thread was taken out of it: end.
+    Leave,
+}
+
+impl Slot {
+    /// Puts `order` in the slot and wakes the thread, with no lock held.
+    fn give(&self, order: Order) {
+        *self.order.lock() = Some(order);
+        self.thread.unpark();
+    }
+
+    fn take(&self) -> Option<Order> {
+        self.order.lock().take()
+    }
+
+    /// Watches the slot for up to `spin`, yielding the CPU between looks.
+    fn watch(&self, spin: Duration) -> Option<Order> {
+        let began = Instant::now();
+        loop {
+            if let Some(order) = self.take() {
+                return Some(order);
+            }
+            if began.elapsed() >= spin {
+                return None;
+            }
+            thread::yield_now();
+        }
+    }
+
+    /// Waits for an order until `wait` runs out: watches the slot briefly after every
+    /// wake (a nudge says work may come soon), and parks in between.
+    fn wait(&self, wait: Wait) -> Option<Order> {
+        loop {
+            if let Some(order) = self.watch(HAND_OVER_SPIN) {
+                return Some(order);
+            }
+            match wait {
+                Wait::No => return None,
+                Wait::Forever => thread::park(),
+                Wait::Until(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return self.take();
+                    }
+                    thread::park_timeout(left);
+                }
+            }
+        }
+    }
 }
 
 /// What a job needs to give its thread back to the pool.
 pub(crate) struct Seat {
     pool: Arc<Pool>,
-    number: u64,
-    orders: Sender<Order>,
+    slot: Arc<Slot>,
     given_back: Rc<Cell<bool>>,
 }
 
@@ -101,8 +171,8 @@ impl Seat {
     /// Called by a session's end guard, before it wakes whoever waits for the end.
     pub(crate) fn give_back(self) {
         let parked = self.pool.park(Parked {
-            number: self.number,
-            orders: self.orders,
+            slot: self.slot,
+            nudged: false,
         });
         self.given_back.set(parked);
     }
@@ -126,23 +196,34 @@ impl Pool {
     pub(crate) fn run(self: &Arc<Self>, job: Job) -> Result<(), (io::Error, Job)> {
         self.reap();
         let parked = self.state.lock().idle.pop();
-        let orders = match parked {
-            Some(parked) => parked.orders,
+        let slot = match parked {
+            Some(parked) => parked.slot,
             None => match self.spawn() {
-                Ok((_, orders)) => orders,
+                Ok(slot) => slot,
                 Err(error) => return Err((error, job)),
             },
         };
-        let order = Order {
-            job,
-            orders: orders.clone(),
+        slot.give(Order::Run(job));
+        self.nudge_next();
+        Ok(())
+    }
+
+    /// Wakes the thread the next start will take, unless it was nudged already since it
+    /// parked; woken outside the lock.
+    fn nudge_next(&self) {
+        let next = {
+            let mut state = self.state.lock();
+            match state.idle.last_mut() {
+                Some(parked) if !parked.nudged => {
+                    parked.nudged = true;
+                    Some(parked.slot.thread.clone())
+                }
+                _ => None,
+            }
         };
-        // The channel has one slot, empty while the thread is parked, and the thread
-        // waits on it: this never blocks, and the thread is there to receive it.
-        orders.try_send(order).map_err(|error| {
-            let error_text = io::Error::other("a warm thread ended before it took its work");
-            (error_text, error.into_inner().job)
-        })
+        if let Some(thread) = next {
+            thread.unpark();
+        }
     }
 
     /// Spawns threads until `capacity` are parked; returns how many are.
@@ -154,8 +235,12 @@ impl Pool {
     pub(crate) fn fill(self: &Arc<Self>) -> io::Result<usize> {
         self.reap();
         while self.idle() < self.capacity {
-            let (number, orders) = self.spawn()?;
-            if !self.park(Parked { number, orders }) {
+            let slot = self.spawn()?;
+            if !self.park(Parked {
+                slot: Arc::clone(&slot),
+                nudged: false,
+            }) {
+                slot.give(Order::Leave);
                 break;
             }
         }
@@ -167,11 +252,11 @@ impl Pool {
         self.state.lock().idle.len()
     }
 
-    /// Spawns a pool thread waiting for orders; returns its number and its channel.
-    fn spawn(self: &Arc<Self>) -> io::Result<(u64, Sender<Order>)> {
+    /// Spawns a pool thread waiting for an order in its slot; returns the slot.
+    fn spawn(self: &Arc<Self>) -> io::Result<Arc<Slot>> {
         crate::limits::take_thread()?;
-        let (orders_tx, orders) = crossbeam_channel::bounded(1);
         let (ended_tx, ended) = crossbeam_channel::bounded(0);
+        let (slot_tx, slot_rx) = crossbeam_channel::bounded::<Arc<Slot>>(1);
         let number = {
             let mut state = self.state.lock();
             if state.closed {
@@ -185,28 +270,35 @@ impl Pool {
             builder = builder.stack_size(bytes);
         }
         let pool = Arc::clone(self);
-        let handle = builder.spawn(move || pool.work(number, &orders, ended_tx))?;
-        let thread = Thread { handle, ended };
+        let handle = builder.spawn(move || {
+            // Sent right after the spawn returns; not at all only if the spawner failed.
+            if let Ok(slot) = slot_rx.recv() {
+                pool.work(&slot, ended_tx);
+            }
+        })?;
+        let slot = Arc::new(Slot {
+            number,
+            order: Mutex::new(None),
+            thread: handle.thread().clone(),
+        });
+        // The thread waits for it on a channel with room: never blocks.
+        let _ = slot_tx.send(Arc::clone(&slot));
+        let thread = PoolThread { handle, ended };
         self.state.lock().threads.insert(number, thread);
-        Ok((number, orders_tx))
+        Ok(slot)
     }
 
     /// A pool thread: runs orders until it is not given back, times out parked, or the
     /// pool closes.
-    fn work(self: Arc<Self>, number: u64, orders: &Receiver<Order>, ended: Sender<Infallible>) {
+    fn work(self: Arc<Self>, slot: &Arc<Slot>, ended: Sender<Infallible>) {
         // Dropped as the thread's last act, after its thread-locals: the join that
         // follows waits for nothing else.
         let _ended = arm(ended);
-        while let Some(Order {
-            job,
-            orders: sender,
-        }) = self.next_order(number, orders)
-        {
+        while let Some(job) = self.next_job(slot) {
             let given_back = Rc::new(Cell::new(false));
             let seat = Seat {
                 pool: Arc::clone(&self),
-                number,
-                orders: sender,
+                slot: Arc::clone(slot),
                 given_back: Rc::clone(&given_back),
             };
             job(seat);
@@ -214,21 +306,20 @@ impl Pool {
                 break;
             }
         }
-        self.state.lock().left.push(number);
+        self.state.lock().left.push(slot.number);
     }
 
-    /// Waits for the next order, at most the idle timeout while parked.
-    fn next_order(&self, number: u64, orders: &Receiver<Order>) -> Option<Order> {
-        match Wait::at_most(self.idle_timeout).recv_after_spin(orders, HAND_OVER_SPIN) {
-            Ok(order) => Some(order),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => {
-                if self.unpark(number) {
-                    return None;
-                }
-                // A start took this thread meanwhile and is about to send its order.
-                orders.recv().ok()
-            }
+    /// Waits for the next work, at most the idle timeout while parked.
+    fn next_job(&self, slot: &Slot) -> Option<Job> {
+        let order = match slot.wait(Wait::at_most(self.idle_timeout)) {
+            Some(order) => order,
+            None if self.unpark(slot.number) => return None,
+            // A start took this thread meanwhile and is about to give it its work.
+            None => slot.wait(Wait::Forever)?,
+        };
+        match order {
+            Order::Run(job) => Some(job),
+            Order::Leave => None,
         }
     }
 
@@ -245,7 +336,7 @@ impl Pool {
     /// Takes a thread out of the idle list; `false` if a start took it first.
     fn unpark(&self, number: u64) -> bool {
         let mut state = self.state.lock();
-        match state.idle.iter().position(|p| p.number == number) {
+        match state.idle.iter().position(|p| p.slot.number == number) {
             Some(at) => {
                 state.idle.remove(at);
                 true
@@ -292,7 +383,9 @@ impl Pool {
                 std::mem::take(&mut state.threads),
             )
         };
-        drop(idle);
+        for parked in idle {
+            parked.slot.give(Order::Leave);
+        }
         let mut running = HashMap::new();
         for (number, thread) in threads {
             if let Err(RecvTimeoutError::Disconnected) = wait.recv(&thread.ended) {

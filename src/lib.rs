@@ -49,7 +49,8 @@
 //! 3. The body runs. When it returns or panics, its [`RestartPolicy`] decides whether
 //!    it runs again on the same thread, with the same id and entry.
 //! 4. The session ends: once the body, its `Drop`, the `Drop` of queued messages and
-//!    the destructors of the thread-locals it set have finished (returned or panicked),
+//!    the destructors of the thread-locals it set have finished (returned or panicked;
+//!    on a [warm thread](#warm-threads), thread-locals stay for the next session),
 //!    and its children (see [Supervision trees](#supervision-trees)) have ended, an end
 //!    guard on its thread unregisters it, records an [`ExitReport`], publishes
 //!    `Exited` and wakes whoever waits for it. [`SessionSupervisor::stop_session`] asks

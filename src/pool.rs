@@ -370,22 +370,28 @@ impl Pool {
         }
     }
 
-    /// Closes the pool: parked threads leave, busy ones leave after their session;
-    /// then joins every thread that ends as `wait` allows. Those that do not (their
-    /// session has not ended) are joined by a later close.
-    pub(crate) fn close(&self, wait: Wait) {
-        let (idle, threads) = {
+    /// Closes the pool: parked threads leave now, busy ones after their session
+    /// (which then does not park its thread). Call before stopping the sessions, so
+    /// that their threads end instead of parking only to be woken again.
+    pub(crate) fn close(&self) {
+        let idle = {
             let mut state = self.state.lock();
             state.closed = true;
-            state.left.clear();
-            (
-                std::mem::take(&mut state.idle),
-                std::mem::take(&mut state.threads),
-            )
+            std::mem::take(&mut state.idle)
         };
         for parked in idle {
             parked.slot.give(Order::Leave);
         }
+    }
+
+    /// Joins every thread that ends as `wait` allows, after [`close`](Self::close).
+    /// Those that do not (their session has not ended) are joined by a later call.
+    pub(crate) fn join_all(&self, wait: Wait) {
+        let threads = {
+            let mut state = self.state.lock();
+            state.left.clear();
+            std::mem::take(&mut state.threads)
+        };
         let mut running = HashMap::new();
         for (number, thread) in threads {
             if let Err(RecvTimeoutError::Disconnected) = wait.recv(&thread.ended) {

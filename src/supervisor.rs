@@ -238,6 +238,9 @@ impl<M> SessionSupervisor<M> {
     /// ```
     pub fn shutdown(&self) -> ShutdownReport {
         let mut cells = self.shared.registry.close();
+        if let Some(pool) = &self.shared.pool {
+            pool.close();
+        }
         cells.sort_by_key(|cell| Reverse(cell.seq()));
         for cell in &cells {
             cell.request_stop();
@@ -254,7 +257,7 @@ impl<M> SessionSupervisor<M> {
         }
         self.shared.reap_until(wait);
         if let Some(pool) = &self.shared.pool {
-            pool.close(wait);
+            pool.join_all(wait);
         }
         report
     }

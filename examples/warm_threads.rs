@@ -41,10 +41,10 @@ fn main() -> Result<(), Error> {
 
     println!("without warm threads: {:>8.1?} per open + close", cold_time);
     println!("with 2 warm threads:  {:>8.1?} per open + close", warm_time);
+    let (sessions, used) = (CYCLES as usize * projects.len(), threads.len());
+    let threads_word = if used == 1 { "thread" } else { "threads" };
     println!(
-        "the warm supervisor ran {} sessions on {} threads, each named {WARM_THREAD_NAME:?}",
-        CYCLES as usize * projects.len(),
-        threads.len()
+        "the warm supervisor ran {sessions} sessions on {used} {threads_word}, named {WARM_THREAD_NAME:?}"
     );
     let parked = warm.idle_threads();
     let report = warm.shutdown();

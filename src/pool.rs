@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread as ThreadRef};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
 
 use crate::lifecycle::arm;
@@ -271,9 +271,12 @@ impl Pool {
         }
         let pool = Arc::clone(self);
         let handle = builder.spawn(move || {
+            // Armed first, so dropped last, after every other thread-local: the join
+            // that follows its drop waits for nothing else.
+            let _ended = arm(ended_tx);
             // Sent right after the spawn returns; not at all only if the spawner failed.
             if let Ok(slot) = slot_rx.recv() {
-                pool.work(&slot, ended_tx);
+                pool.work(&slot);
             }
         })?;
         let slot = Arc::new(Slot {
@@ -290,10 +293,7 @@ impl Pool {
 
     /// A pool thread: runs orders until it is not given back, times out parked, or the
     /// pool closes.
-    fn work(self: Arc<Self>, slot: &Arc<Slot>, ended: Sender<Infallible>) {
-        // Dropped as the thread's last act, after its thread-locals: the join that
-        // follows waits for nothing else.
-        let _ended = arm(ended);
+    fn work(self: Arc<Self>, slot: &Arc<Slot>) {
         while let Some(job) = self.next_job(slot) {
             let given_back = Rc::new(Cell::new(false));
             let seat = Seat {

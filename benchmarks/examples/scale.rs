@@ -250,23 +250,9 @@ fn sessions_side(sessions: Vec<Session>, threads_at_start: Option<usize>) -> Res
         .stack_size(STACK)
         .max_sessions(n)
         .build();
-    let mut measured = timed_start(|| {
-        for (i, session) in sessions.into_iter().enumerate() {
-            sup.start_session(session, stub::idle())
-                .map_err(|e| format!("session start {} of {n} failed: {e}", i + 1))?;
-        }
-        Ok(())
-    })?;
+    let measured = start_all(&sup, sessions, "session")?;
     check_threads("after starting the sessions", threads_at_start, n)?;
-    measured.by_id = average(&keys.ids, |id| sup.lookup(*id).is_ok())?;
-    measured.by_path = average(&keys.paths, |path| sup.lookup_by_path(path).is_ok())?;
-
-    let began = Instant::now();
-    let report = sup.shutdown();
-    measured.stop_all = began.elapsed();
-    check_report(n, &report)?;
-    settle("after shutdown", threads_at_start)?;
-    Ok(measured)
+    look_up_then_shut_down(&sup, &keys, measured, threads_at_start)
 }
 
 /// The sessions side on a supervisor whose N warm threads were all parked before the
@@ -286,29 +272,42 @@ fn warm_side(sessions: Vec<Session>, threads_at_start: Option<usize>) -> Result<
         return Err(format!("warm_up parked {parked} threads, not {n}"));
     }
     check_threads("after warm_up", threads_at_start, n)?;
-    let mut measured = timed_start(|| {
-        for (i, session) in sessions.into_iter().enumerate() {
-            sup.start_session(session, stub::idle())
-                .map_err(|e| format!("warm session start {} of {n} failed: {e}", i + 1))?;
-        }
-        Ok(())
-    })?;
+    let mut measured = start_all(&sup, sessions, "warm session")?;
     measured.warm_up = warm_up;
-    if sup.idle_threads() != 0 {
-        return Err(format!(
-            "{} threads still parked after N starts",
-            sup.idle_threads()
-        ));
+    let parked = sup.idle_threads();
+    if parked != 0 {
+        return Err(format!("{parked} threads still parked after N starts"));
     }
     check_threads("after starting the warm sessions", threads_at_start, n)?;
+    look_up_then_shut_down(&sup, &keys, measured, threads_at_start)
+}
+
+/// Starts every session with `stub::idle()`, timed; `what` names them in an error.
+fn start_all(sup: &SessionSupervisor, sessions: Vec<Session>, what: &str) -> Result<Measured> {
+    let n = sessions.len();
+    timed_start(|| {
+        for (i, session) in sessions.into_iter().enumerate() {
+            sup.start_session(session, stub::idle())
+                .map_err(|e| format!("{what} start {} of {n} failed: {e}", i + 1))?;
+        }
+        Ok(())
+    })
+}
+
+/// Times the lookups and the shutdown, and checks that every session and thread ended.
+fn look_up_then_shut_down(
+    sup: &SessionSupervisor,
+    keys: &Keys,
+    mut measured: Measured,
+    threads_at_start: Option<usize>,
+) -> Result<Measured> {
     measured.by_id = average(&keys.ids, |id| sup.lookup(*id).is_ok())?;
     measured.by_path = average(&keys.paths, |path| sup.lookup_by_path(path).is_ok())?;
-
     let began = Instant::now();
     let report = sup.shutdown();
     measured.stop_all = began.elapsed();
-    check_report(n, &report)?;
-    settle("after shutdown of the warm supervisor", threads_at_start)?;
+    check_report(keys.ids.len(), &report)?;
+    settle("after shutdown", threads_at_start)?;
     Ok(measured)
 }
 

@@ -7,9 +7,10 @@
 
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry as HashEntry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
+use std::time::SystemTime;
 
 use parking_lot::RwLock;
 
@@ -109,7 +110,8 @@ impl SessionRegistry {
 
     /// The oldest session (by `created_at`, then id) with this name.
     ///
-    /// Names are not unique; this scans all sessions.
+    /// Names are not unique; an index by name keeps this O(1) in the number of
+    /// sessions.
     ///
     /// # Errors
     ///
@@ -175,13 +177,18 @@ pub(crate) struct Registry<T> {
     inner: RwLock<Inner<T>>,
 }
 
-/// The state behind the lock: both indexes and the admission flag change together.
+/// The state behind the lock: the indexes and the admission flag change together.
 #[derive(Debug)]
 struct Inner<T> {
     /// Every session, with its attachment.
     by_id: HashMap<SessionId, Entry<T>>,
     /// The canonical project path of every session, to its id.
     by_path: HashMap<PathKey, SessionId>,
+    /// Every name in use, to the sessions that have it, oldest first: a lookup by name
+    /// takes the first.
+    by_name: HashMap<NameKey, Vec<Age>>,
+    /// Every session, oldest first: a list is copied out in order, not sorted.
+    by_age: BTreeMap<Age, Session>,
     /// Set once admission is closed for good (the supervisor is shutting down).
     closed: bool,
 }
@@ -192,6 +199,36 @@ struct Entry<T> {
     slot: T,
 }
 
+/// Where a session sorts among the others: oldest first, ties broken by id.
+type Age = (SystemTime, SessionId);
+
+fn age(session: &Session) -> Age {
+    (session.created_at(), session.id())
+}
+
+impl<T> Inner<T> {
+    /// Adds `session` to the name and age indexes.
+    fn index(&mut self, session: &Session) {
+        let age = age(session);
+        self.by_age.insert(age, session.clone());
+        let ages = self.by_name.entry(NameKey(session.clone())).or_default();
+        let at = ages.partition_point(|other| *other < age);
+        ages.insert(at, age);
+    }
+
+    /// Takes `session` out of the name and age indexes.
+    fn unindex(&mut self, session: &Session) {
+        let age = age(session);
+        self.by_age.remove(&age);
+        if let Some(ages) = self.by_name.get_mut(session.name()) {
+            ages.retain(|other| *other != age);
+            if ages.is_empty() {
+                self.by_name.remove(session.name());
+            }
+        }
+    }
+}
+
 impl<T> Registry<T> {
     pub(crate) fn new(max_sessions: usize) -> Registry<T> {
         Registry {
@@ -199,6 +236,8 @@ impl<T> Registry<T> {
             inner: RwLock::new(Inner {
                 by_id: HashMap::new(),
                 by_path: HashMap::new(),
+                by_name: HashMap::new(),
+                by_age: BTreeMap::new(),
                 closed: false,
             }),
         }
@@ -234,6 +273,7 @@ impl<T> Registry<T> {
         path_slot.insert(id);
         let copy = session.clone();
         id_slot.insert(Entry { session, slot });
+        inner.index(&copy);
         Ok(copy)
     }
 
@@ -254,6 +294,7 @@ impl<T> Registry<T> {
         }
         let entry = inner.by_id.remove(&id)?;
         inner.by_path.remove(entry.session.path_text());
+        inner.unindex(&entry.session);
         Some((entry.session, entry.slot))
     }
 
@@ -298,15 +339,13 @@ impl<T> Registry<T> {
     /// What `pick` takes from the oldest entry with this name.
     fn find_by_name<R>(&self, name: &str, pick: impl Fn(&Entry<T>) -> R) -> Result<R> {
         let inner = self.inner.read();
-        inner
-            .by_id
-            .values()
-            .filter(|entry| entry.session.name() == name)
-            .min_by_key(|entry| (entry.session.created_at(), entry.session.id()))
-            .map(pick)
-            .ok_or_else(|| Error::NotFound {
+        let oldest = inner.by_name.get(name).and_then(|ages| ages.first());
+        match oldest {
+            Some((_, id)) => Ok(pick(&inner.by_id[id])),
+            None => Err(Error::NotFound {
                 key: SessionKey::Name(name.to_owned()),
-            })
+            }),
+        }
     }
 
     pub(crate) fn contains(&self, id: SessionId) -> bool {
@@ -314,16 +353,11 @@ impl<T> Registry<T> {
     }
 
     pub(crate) fn list_all(&self) -> Vec<Session> {
-        let mut all: Vec<Session> = {
-            let inner = self.inner.read();
-            inner.by_id.values().map(|e| e.session.clone()).collect()
-        };
-        all.sort_by_key(|s| (s.created_at(), s.id()));
-        all
+        self.inner.read().by_age.values().cloned().collect()
     }
 
     pub(crate) fn list_ids(&self) -> Vec<SessionId> {
-        self.list_all().iter().map(|s| s.id()).collect()
+        self.inner.read().by_age.keys().map(|(_, id)| *id).collect()
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -367,7 +401,9 @@ impl<T> Registry<T> {
             inner.by_path.insert(PathKey(changed.clone()), id);
         }
         then(&entry.slot, &changed);
-        entry.session = changed.clone();
+        let old = std::mem::replace(&mut entry.session, changed.clone());
+        inner.unindex(&old);
+        inner.index(&changed);
         Ok(changed)
     }
 
@@ -375,6 +411,8 @@ impl<T> Registry<T> {
         let mut inner = self.inner.write();
         inner.by_id.clear();
         inner.by_path.clear();
+        inner.by_name.clear();
+        inner.by_age.clear();
     }
 }
 
@@ -402,6 +440,31 @@ impl Eq for PathKey {}
 impl Borrow<str> for PathKey {
     fn borrow(&self) -> &str {
         self.0.path_text()
+    }
+}
+
+/// A key of the name index: the session itself, hashed and compared as its name, so
+/// that lookups by `&str` need no allocation (as [`PathKey`] does for paths).
+#[derive(Debug)]
+struct NameKey(Session);
+
+impl Hash for NameKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.name().hash(state);
+    }
+}
+
+impl PartialEq for NameKey {
+    fn eq(&self, other: &NameKey) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+
+impl Eq for NameKey {}
+
+impl Borrow<str> for NameKey {
+    fn borrow(&self) -> &str {
+        self.0.name()
     }
 }
 
@@ -469,12 +532,80 @@ mod tests {
         }
     }
 
+    /// Every index agrees with `by_id`, checked against a scan of it.
     fn assert_consistent<T>(registry: &Registry<T>) {
         let inner = registry.inner.read();
         assert_eq!(inner.by_id.len(), inner.by_path.len());
         for (key, id) in &inner.by_path {
             assert_eq!(inner.by_id[id].session.path_text(), key.0.path_text());
         }
+        let mut scanned: Vec<&Session> = inner.by_id.values().map(|e| &e.session).collect();
+        scanned.sort_by_key(|s| age(s));
+        let listed: Vec<&Session> = inner.by_age.values().collect();
+        assert_eq!(
+            listed, scanned,
+            "the age index lists every session, oldest first"
+        );
+        let named: usize = inner.by_name.values().map(Vec::len).sum();
+        assert_eq!(
+            named,
+            scanned.len(),
+            "the name index holds every session once"
+        );
+        for session in scanned {
+            let oldest = scanned_oldest(&inner, session.name());
+            let found = registry.find_by_name_locked(&inner, session.name());
+            assert_eq!(found, Some(oldest), "the oldest named {:?}", session.name());
+        }
+    }
+
+    /// The id of the oldest session with this name, by a scan of every entry.
+    fn scanned_oldest<T>(inner: &Inner<T>, name: &str) -> SessionId {
+        let named = inner.by_id.values().map(|e| &e.session);
+        let named = named.filter(|s| s.name() == name);
+        named.min_by_key(|s| age(s)).expect("one has it").id()
+    }
+
+    impl<T> Registry<T> {
+        fn find_by_name_locked(&self, inner: &Inner<T>, name: &str) -> Option<SessionId> {
+            inner.by_name.get(name)?.first().map(|(_, id)| *id)
+        }
+    }
+
+    #[test]
+    fn the_name_and_age_indexes_follow_every_change() {
+        let dirs = Dirs::new(6);
+        let registry = SessionRegistry::new(6);
+        let named = |i: usize, name: &str| {
+            let session = Session::builder(&dirs.0[i]).name(name).build().unwrap();
+            registry.register(session).unwrap()
+        };
+        let sessions: Vec<Session> = (0..6)
+            .map(|i| named(i, if i % 2 == 0 { "even" } else { "odd" }))
+            .collect();
+        assert_consistent(&registry.table);
+        assert_eq!(registry.lookup_by_name("even").unwrap(), sessions[0]);
+
+        registry.unregister(sessions[0].id()).unwrap();
+        assert_consistent(&registry.table);
+        assert_eq!(registry.lookup_by_name("even").unwrap(), sessions[2]);
+
+        let mut renamed = sessions[1].clone();
+        renamed.rename("even").unwrap();
+        registry.update(renamed.clone()).unwrap();
+        assert_consistent(&registry.table);
+        assert_eq!(registry.lookup_by_name("even").unwrap(), renamed);
+        assert_eq!(registry.lookup_by_name("odd").unwrap(), sessions[3]);
+
+        for session in &sessions[2..] {
+            registry.unregister(session.id()).unwrap();
+        }
+        assert_consistent(&registry.table);
+        assert!(registry.lookup_by_name("odd").is_err(), "no odd one left");
+        assert_eq!(registry.list_all(), vec![renamed]);
+        registry.clear();
+        assert_consistent(&registry.table);
+        assert!(registry.lookup_by_name("even").is_err());
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //!
 //! - `by_id`, `by_path`: the hot paths. By path means with the stored canonical path;
 //!   the registry then goes path -> id -> entry (two maps), the bare map path -> value.
+//! - `by_name`: `lookup_by_name` (names are not unique: the oldest wins), against a bare
+//!   map by name. `list_all`: every session, oldest first, against copying the bare
+//!   map's values out in no order.
 //! - `by_path_spelled`: another spelling of the path (`.../p1/../p1`), which must be
 //!   resolved on the filesystem first; the bare baseline is `fs::canonicalize` + get.
 //! - `churn_*`: the same lookups at 10 and 10,000 sessions while a second thread
@@ -106,6 +109,10 @@ impl Fixture {
 
     fn ids(&self) -> Vec<SessionId> {
         self.sessions.iter().map(|s| s.id()).collect()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.sessions.iter().map(|s| s.name().to_owned()).collect()
     }
 
     fn paths(&self) -> Vec<PathBuf> {
@@ -234,6 +241,8 @@ fn hot_paths(c: &mut Criterion) {
         let registry = &fixture.registry;
         let bare_ids: Arc<ParkingMap<SessionId>> = fixture.bare(|s| s.id());
         let bare_paths: Arc<ParkingMap<PathBuf>> = fixture.bare(|s| s.project_path().into());
+        let bare_names: Arc<ParkingMap<String>> = fixture.bare(|s| s.name().to_owned());
+        let names = fixture.names();
 
         let mut group = c.benchmark_group("lookup");
         let id = |name: &str| BenchmarkId::new(name, n);
@@ -245,6 +254,14 @@ fn hot_paths(c: &mut Criterion) {
         bench_keys(&mut group, id("by_path/session"), &paths, by_path);
         let bare_by_path = |k: &PathBuf| bare_paths.get(k.as_path());
         bench_keys(&mut group, id("by_path/bare"), &paths, bare_by_path);
+        let by_name = |k: &String| registry.lookup_by_name(k).ok();
+        bench_keys(&mut group, id("by_name/session"), &names, by_name);
+        let bare_by_name = |k: &String| bare_names.get(k.as_str());
+        bench_keys(&mut group, id("by_name/bare"), &names, bare_by_name);
+        group.bench_function(id("list_all/session"), |b| b.iter(|| registry.list_all()));
+        // Copying the entries out, in no order: what a list costs at least.
+        let copy_out = || bare_ids.read().values().cloned().collect::<Vec<Session>>();
+        group.bench_function(id("list_all/bare"), |b| b.iter(copy_out));
 
         let spelled = spellings(&paths);
         let by_spelling = |k: &PathBuf| registry.lookup_by_path(k).ok();

@@ -39,9 +39,15 @@ fn main() -> Result<(), session_supervisor::Error> {
         let name = event.session().name().to_owned();
         match event {
             SessionEvent::Started { .. } => println!("{name}: started"),
-            SessionEvent::Restarted {
-                restarts, reason, ..
-            } => println!("{name}: restart {restarts} after: {reason}"),
+            SessionEvent::Restarting {
+                restarts,
+                delay,
+                reason,
+                ..
+            } => println!("{name}: {reason}; restart {restarts} in {delay:.1?}"),
+            SessionEvent::Restarted { restarts, .. } => {
+                println!("{name}: restart {restarts} runs")
+            }
             SessionEvent::Exited { reason, .. } => {
                 println!("{name}: exited: {reason}");
                 assert!(matches!(

@@ -28,6 +28,20 @@ pub enum SessionEvent {
         /// The session, as started.
         session: Session,
     },
+    /// The body ended and will run again after `delay` (the restart policy's backoff):
+    /// published when the wait begins, so an observer sees a crash loop as it happens.
+    /// [`Restarted`](Self::Restarted) follows once the body runs again, unless a stop
+    /// comes during the wait (then [`Exited`](Self::Exited) follows).
+    Restarting {
+        /// The session, as started.
+        session: Session,
+        /// How many restarts there will have been, this one included.
+        restarts: u32,
+        /// How long the session waits before it runs the body again.
+        delay: Duration,
+        /// How the previous run ended.
+        reason: ExitReason,
+    },
     /// The body ended and is run again.
     Restarted {
         /// The session, as started.
@@ -74,6 +88,7 @@ impl SessionEvent {
     pub fn session(&self) -> &Session {
         match self {
             SessionEvent::Started { session }
+            | SessionEvent::Restarting { session, .. }
             | SessionEvent::Restarted { session, .. }
             | SessionEvent::ChildRestarted { session, .. }
             | SessionEvent::ChildExited { session, .. }

@@ -164,9 +164,12 @@
 //! # Lifecycle events
 //!
 //! [`SessionSupervisor::subscribe`] gives a [`Subscription`] to every `Started`,
-//! `Restarted` and `Exited` event from then on, each session's in order: a session that
-//! started gets exactly one `Started` first and one `Exited` last, and a start that
-//! failed gets none. The events of a session's children (`ChildRestarted`,
+//! `Restarting`, `Restarted` and `Exited` event from then on, each session's in order: a
+//! session that started gets exactly one `Started` first and one `Exited` last, and a
+//! start that failed gets none. Each restart is told twice: `Restarting` (with its
+//! backoff delay) when the wait begins, so a crash loop shows as it happens, and
+//! `Restarted` when the body runs again; a stop during the wait ends the session after
+//! a `Restarting` alone. The events of a session's children (`ChildRestarted`,
 //! `ChildExited`) come between its `Started` and its `Exited`. A directory's next
 //! session starts only after the last one's `Exited` was published. A subscriber that
 //! does not read never slows the sessions: its queue is bounded and drops the oldest

@@ -128,7 +128,7 @@ pub(crate) fn supervise<M, S: Bodies<M>>(
             _ => ending,
         };
         let previous = ending_now.as_reason();
-        if let Next::End(reason) = next(ending_now, ctx, tree) {
+        if let Next::End(reason) = next(ending_now, ctx, tree, (events, &previous)) {
             return (reason, Some(body));
         }
         let restarts = ctx.restarts() + 1;
@@ -171,7 +171,7 @@ pub(crate) fn run<M, B: SessionBody<M>>(body: &mut B, ctx: &SessionContext<M>) -
 }
 
 /// Decides what follows an ending: a stop and the policy first, then the intensity.
-fn next<M>(ending: Ending, ctx: &mut SessionContext<M>, tree: &Tree<M>) -> Next {
+fn next<M>(ending: Ending, ctx: &mut SessionContext<M>, tree: &Tree<M>, told: Told<'_>) -> Next {
     let stopped = ctx.stopping();
     let policy = tree.policy();
     let last_panic = match ending {
@@ -186,8 +186,11 @@ fn next<M>(ending: Ending, ctx: &mut SessionContext<M>, tree: &Tree<M>) -> Next 
         Ending::Returned => None,
         Ending::Panicked(message) => Some(message),
     };
-    restart_or_give_up(last_panic, ctx, tree)
+    restart_or_give_up(last_panic, ctx, tree, told)
 }
+
+/// Where a restart's wait is told, and how the run before it ended.
+type Told<'a> = (&'a Subscribers, &'a ExitReason);
 
 /// Restarts after the backoff if the intensity allows; gives up (logged once, at the
 /// session's end) if not.
@@ -195,6 +198,7 @@ fn restart_or_give_up<M>(
     last_panic: Option<String>,
     ctx: &mut SessionContext<M>,
     tree: &Tree<M>,
+    (events, previous): Told<'_>,
 ) -> Next {
     if !tree.admit_restart() {
         let restarts = tree.restarts();
@@ -215,6 +219,12 @@ fn restart_or_give_up<M>(
         .policy()
         .backoff_rule()
         .delay(tree.restarts_in_window(), seed);
+    events.publish(SessionEvent::Restarting {
+        session: ctx.session().clone(),
+        restarts: restart,
+        delay: backoff,
+        reason: previous.clone(),
+    });
     // An interrupt ended the last run: the wait and the next run get a fresh signal.
     ctx.renew_run();
     if !backoff.is_zero() {

@@ -91,6 +91,9 @@ fn panics_then_returns_then_idles(
     }
 }
 
+/// The fixed backoff of the restart tests: told in each `Restarting` event.
+const BACKOFF: Duration = Duration::from_millis(1);
+
 #[test]
 fn every_subscriber_sees_each_restart_between_started_and_exited() {
     guard!(move || {
@@ -100,31 +103,37 @@ fn every_subscriber_sees_each_restart_between_started_and_exited() {
         let (third_tx, third_rx) = unbounded();
         let handle = sup
             .start(projects.session(0))
-            .policy(RestartPolicy::new(Restart::Permanent))
+            .policy(RestartPolicy::new(Restart::Permanent).backoff(BACKOFF))
             .run(panics_then_returns_then_idles(third_tx))
             .unwrap();
         recv_within(&third_rx, "the third run");
         handle.stop().unwrap();
 
         let session = handle.session();
-        let expected = vec![
-            started(session.clone(), projects.path(0)),
-            SessionEvent::Restarted {
-                session: session.clone(),
-                restarts: 1,
-                reason: ExitReason::Panicked {
-                    message: "first run".into(),
+        let restart = |restarts, reason: ExitReason| {
+            [
+                SessionEvent::Restarting {
+                    session: session.clone(),
+                    restarts,
+                    delay: BACKOFF,
+                    reason: reason.clone(),
                 },
-            },
-            SessionEvent::Restarted {
-                session: session.clone(),
-                restarts: 2,
-                reason: ExitReason::Normal,
-            },
-            exited(session, ExitReason::Stopped),
-        ];
+                SessionEvent::Restarted {
+                    session: session.clone(),
+                    restarts,
+                    reason,
+                },
+            ]
+        };
+        let first_run = ExitReason::Panicked {
+            message: "first run".into(),
+        };
+        let mut expected = vec![started(session.clone(), projects.path(0))];
+        expected.extend(restart(1, first_run));
+        expected.extend(restart(2, ExitReason::Normal));
+        expected.push(exited(session.clone(), ExitReason::Stopped));
         for (n, subscriber) in subscribers.iter().enumerate() {
-            assert_eq!(next_events(subscriber, 4), expected, "subscriber {n}");
+            assert_eq!(next_events(subscriber, 6), expected, "subscriber {n}");
             assert_eq!(subscriber.try_recv(), None, "subscriber {n}: extra events");
         }
     });

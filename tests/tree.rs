@@ -364,6 +364,9 @@ fn named<'a>(children: &'a [ChildHandle<Msg>], name: &str) -> &'a ChildHandle<Ms
 fn describe(event: &SessionEvent) -> String {
     match event {
         SessionEvent::Started { .. } => "started".to_owned(),
+        SessionEvent::Restarting {
+            restarts, reason, ..
+        } => format!("restarting {restarts}: {reason}"),
         SessionEvent::Restarted {
             restarts, reason, ..
         } => format!("restarted {restarts}: {reason}"),
@@ -549,6 +552,7 @@ fn assert_one_for_all_events(events: &Subscription, crashed: &str, others: &[&st
         .map(|c| format!("{c} exited: stopped on request"))
         .collect();
     let why = format!("child {crashed:?} panicked: {crashed} crashed");
+    expected.push(format!("restarting 1: panicked: {why}"));
     expected.push(format!("restarted 1: panicked: {why}"));
     assert_eq!(events, expected);
 }
@@ -578,6 +582,7 @@ fn a_crash_of_the_body_stops_its_children_and_restarts_it_under_every_strategy()
                 "c exited: stopped on request",
                 "b exited: stopped on request",
                 "a exited: stopped on request",
+                "restarting 1: panicked: body crashed",
                 "restarted 1: panicked: body crashed",
             ];
             assert_eq!(published(&tree.events), events, "{strategy:?}");

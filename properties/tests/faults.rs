@@ -385,10 +385,14 @@ impl Harness {
         }
         for id in self.started.keys() {
             let kinds = seen.remove(id).unwrap_or_default();
-            let restarts = kinds.len().saturating_sub(2);
+            // Each restart is told when its backoff begins and when the body runs
+            // again; a stop during the last backoff leaves a `Restarting` alone.
+            let restarts = kinds.len().saturating_sub(2) / 2;
+            let waited_alone = kinds.len() % 2 == 1;
             let expected: Vec<_> = ["Started"]
                 .into_iter()
-                .chain(std::iter::repeat_n("Restarted", restarts))
+                .chain(std::iter::repeat_n(["Restarting", "Restarted"], restarts).flatten())
+                .chain(waited_alone.then_some("Restarting"))
                 .chain(["Exited"])
                 .collect();
             prop_assert_eq!(kinds, expected, "{}", id);
@@ -400,6 +404,7 @@ impl Harness {
 fn kind(event: &SessionEvent) -> &'static str {
     match event {
         SessionEvent::Started { .. } => "Started",
+        SessionEvent::Restarting { .. } => "Restarting",
         SessionEvent::Restarted { .. } => "Restarted",
         SessionEvent::Exited { .. } => "Exited",
         _ => "unknown",

@@ -43,6 +43,7 @@ pub struct SupervisorBuilder<M = ()> {
     pub(crate) max_children: usize,
     pub(crate) warm_threads: usize,
     pub(crate) warm_thread_timeout: Duration,
+    pub(crate) init_timeout: Option<Duration>,
     /// `fn() -> M`: the builder holds no `M`, so it is `Send` and `Sync` whatever `M` is.
     messages: PhantomData<fn() -> M>,
 }
@@ -59,6 +60,7 @@ impl SupervisorBuilder {
             max_children: DEFAULT_MAX_CHILDREN,
             warm_threads: 0,
             warm_thread_timeout: DEFAULT_WARM_THREAD_TIMEOUT,
+            init_timeout: None,
             messages: PhantomData,
         }
     }
@@ -99,6 +101,7 @@ impl<M> SupervisorBuilder<M> {
             max_children: self.max_children,
             warm_threads: self.warm_threads,
             warm_thread_timeout: self.warm_thread_timeout,
+            init_timeout: self.init_timeout,
             messages: PhantomData,
         }
     }
@@ -213,6 +216,38 @@ impl<M> SupervisorBuilder<M> {
         self
     }
 
+    /// How long a start waits for the body's first `init` (default: as long as it
+    /// takes). A start whose `init` takes longer returns
+    /// [`Error::InitTimeout`](crate::Error::InitTimeout) at once; the session is asked to stop and never
+    /// runs, and its entry (and path) stay reserved until its thread really ends, as
+    /// for a stop that timed out. No event is published for it. `Duration::MAX` means
+    /// no timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_supervisor::{Error, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::builder()
+    ///     .init_timeout(Duration::from_millis(50))
+    ///     .build();
+    /// let slow = sup
+    ///     .start(Session::new(std::env::temp_dir())?)
+    ///     .init(|ctx| {
+    ///         // Slow, but it gives up as soon as it is asked to stop.
+    ///         ctx.wait_for_stop_timeout(Duration::from_secs(5));
+    ///         Ok(())
+    ///     })
+    ///     .run(|ctx| ctx.wait_for_stop());
+    /// assert!(matches!(slow, Err(Error::InitTimeout { .. })));
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn init_timeout(mut self, timeout: Duration) -> SupervisorBuilder<M> {
+        self.init_timeout = Some(timeout);
+        self
+    }
+
     /// Builds the supervisor.
     pub fn build(self) -> SessionSupervisor<M> {
         SessionSupervisor::from_builder(self)
@@ -237,6 +272,7 @@ impl<M> fmt::Debug for SupervisorBuilder<M> {
             .field("max_children", &self.max_children)
             .field("warm_threads", &self.warm_threads)
             .field("warm_thread_timeout", &self.warm_thread_timeout)
+            .field("init_timeout", &self.init_timeout)
             .finish()
     }
 }

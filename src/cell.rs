@@ -2,7 +2,7 @@
 //! supervisor.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
@@ -15,6 +15,11 @@ use crate::pool::HAND_OVER_SPIN;
 use crate::tree::{is_owned_by, Tree};
 use crate::wait::Wait;
 use crate::{ChildHandle, Error, ExitReason, ExitReport, SendError, Session, SessionId};
+
+/// The outcomes of a session's start (see `SessionCell::start`).
+const STARTING: u8 = 0;
+const BEGAN: u8 = 1;
+const GIVEN_UP: u8 = 2;
 
 /// One incarnation of a session: compared by address, so a late end of an old thread
 /// never touches a newer session that reuses the id.
@@ -29,9 +34,10 @@ pub(crate) struct SessionCell<M> {
     stop_timeout: Duration,
     postbox: Postbox<M>,
     thread_id: OnceLock<ThreadId>,
-    /// Set once the first `init` succeeded and `Started` was published: only such a
-    /// session gets an `Exited` event.
-    began: AtomicBool,
+    /// `BEGAN` once the first `init` succeeded and `Started` was published (only such a
+    /// session gets an `Exited` event); `GIVEN_UP` if its start stopped waiting first.
+    /// Decided once, by whichever comes first.
+    start: AtomicU8,
     /// The right to join: taken by exactly one of a stopper or the reaper.
     join: Mutex<JoinState>,
     /// Disconnected by the session thread's end guard, as its very last act.
@@ -77,7 +83,7 @@ impl<M> SessionCell<M> {
             stop_timeout,
             postbox,
             thread_id: OnceLock::new(),
-            began: AtomicBool::new(false),
+            start: AtomicU8::new(STARTING),
             join: Mutex::new(JoinState::Spawning),
             done,
             exit: Mutex::new(None),
@@ -226,12 +232,27 @@ impl<M> SessionCell<M> {
         self.thread_id.get() == Some(&std::thread::current().id())
     }
 
-    pub(crate) fn mark_began(&self) {
-        self.began.store(true, Ordering::Release);
+    /// Marks the session as begun, unless its start gave up waiting first; returns
+    /// whether it begins.
+    pub(crate) fn try_begin(&self) -> bool {
+        self.decide_start(BEGAN)
+    }
+
+    /// Marks the start as given up (its init took too long), unless the session began
+    /// first; returns whether it was given up.
+    pub(crate) fn give_up_start(&self) -> bool {
+        self.decide_start(GIVEN_UP)
+    }
+
+    fn decide_start(&self, outcome: u8) -> bool {
+        let decided =
+            self.start
+                .compare_exchange(STARTING, outcome, Ordering::AcqRel, Ordering::Acquire);
+        decided.is_ok()
     }
 
     pub(crate) fn has_begun(&self) -> bool {
-        self.began.load(Ordering::Acquire)
+        self.start.load(Ordering::Acquire) == BEGAN
     }
 
     pub(crate) fn set_join_handle(&self, handle: JoinHandle<()>) {

@@ -95,6 +95,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The session's `init` did not finish within the supervisor's
+    /// [init timeout](crate::SupervisorBuilder::init_timeout). The session was asked to
+    /// stop and will not run; its entry (and its path) stay reserved until its thread
+    /// really ends, then disappear, with no event published for it.
+    #[error("session {id} did not finish init within {timeout:?}")]
+    InitTimeout {
+        /// The session that was not started.
+        id: SessionId,
+        /// The init timeout.
+        timeout: Duration,
+    },
+
     /// The session's thread could not be created: the operating system refused it, or
     /// (on Linux) the process is too close to `vm.max_map_count`, past which a new
     /// thread would abort the whole process (an `OutOfMemory` error saying so).

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use crate::boundary::{catch, drop_quietly, quietly};
@@ -47,6 +47,8 @@ pub(crate) struct Shared<M> {
     pub(crate) policy: RestartPolicy,
     pub(crate) child_strategy: ChildStrategy,
     pub(crate) max_children: usize,
+    /// How long a start waits for `init`; `None`: as long as it takes.
+    pub(crate) init_timeout: Option<Duration>,
     /// Warm threads, if the supervisor keeps any.
     pub(crate) pool: Option<Arc<Pool>>,
 }
@@ -97,14 +99,26 @@ impl<M: Send + 'static> Shared<M> {
         self.spawn(thread, done, bodies)?;
         // Answered by the session thread after init, or by its end guard once the
         // entry is gone.
+        let wait = self.init_timeout.map_or(Wait::Forever, Wait::at_most);
         let answer = match self.pool {
-            Some(_) => Wait::Forever.recv_after_spin(&answer_rx, HAND_OVER_SPIN),
-            None => Wait::Forever.recv(&answer_rx),
+            Some(_) => wait.recv_after_spin(&answer_rx, HAND_OVER_SPIN),
+            None => wait.recv(&answer_rx),
+        };
+        let answer = match answer {
+            Err(RecvTimeoutError::Timeout) if cell.give_up_start() => {
+                // It will not run; its entry goes when its thread ends.
+                cell.request_stop();
+                let timeout = self.init_timeout.unwrap_or(Duration::MAX);
+                return Err(Error::InitTimeout { id, timeout });
+            }
+            // It began as the wait ran out: its answer is on the way.
+            Err(RecvTimeoutError::Timeout) => answer_rx.recv().map_err(|_| ()),
+            other => other.map_err(|_| ()),
         };
         let reason = match answer {
             Ok(Ok(())) => return Ok(cell),
             Ok(Err(reason)) => reason,
-            Err(_) => "the session thread ended before init finished".to_owned(),
+            Err(()) => "the session thread ended before init finished".to_owned(),
         };
         cell.await_end(Wait::at_most(self.stop_timeout));
         Err(Error::StartFailed { id, reason })
@@ -295,8 +309,12 @@ impl<M: Send + 'static> SessionThread<M> {
                 (ExitReason::InitFailed { reason }, body)
             }
             Ok(body) => {
-                began(&self.shared.events, &self.cell, &self.answer, ctx.session());
-                supervise(&mut bodies, body, &mut ctx, tree, &self.shared.events)
+                if began(&self.shared.events, &self.cell, &self.answer, ctx.session()) {
+                    supervise(&mut bodies, body, &mut ctx, tree, &self.shared.events)
+                } else {
+                    let reason = "init finished after the start gave up waiting".to_owned();
+                    (ExitReason::InitFailed { reason }, Some(body))
+                }
             }
         };
         tree.stop_children();
@@ -312,25 +330,31 @@ impl<M: Send + 'static> SessionThread<M> {
     }
 }
 
-/// The first `init` went well: the session runs, and its start may return.
+/// The first `init` went well: the session runs, and its start may return; `false` if
+/// the start gave up waiting first (the session then ends without running).
 fn began<M>(
     events: &Subscribers,
     cell: &SessionCell<M>,
     answer: &Sender<StartAnswer>,
     session: &Session,
-) {
-    // Marked with the publish: a child's event, published only once its session
-    // began, never comes before `Started`.
-    events.publish_with(|| {
-        cell.mark_began();
-        SessionEvent::Started {
+) -> bool {
+    // Decided with the publish: a child's event, published only once its session
+    // began, never comes before `Started`. A start that gave up waiting decided first.
+    let mut begins = false;
+    events.publish_if(|| {
+        begins = cell.try_begin();
+        begins.then(|| SessionEvent::Started {
             session: session.clone(),
-        }
+        })
     });
+    if !begins {
+        return false;
+    }
     let (id, path) = (session.id(), session.project_path().display());
     quietly(|| log::info!("session {id} started: {:?} at {path}", session.name()));
     // The start waits on the other end.
     let _ = answer.send(Ok(()));
+    true
 }
 
 thread_local! {

@@ -78,6 +78,7 @@ impl<M> SessionSupervisor<M> {
             policy: builder.policy,
             child_strategy: builder.child_strategy,
             max_children: builder.max_children,
+            init_timeout: builder.init_timeout,
             pool: (builder.warm_threads > 0).then(|| {
                 let timeout = builder.warm_thread_timeout;
                 Arc::new(Pool::new(builder.warm_threads, timeout, builder.stack_size))

@@ -11,9 +11,8 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
 use crate::mailbox::{Postbox, Refused};
-use crate::pool::HAND_OVER_SPIN;
 use crate::tree::{is_owned_by, Tree};
-use crate::wait::Wait;
+use crate::wait::{hung_up, Wait};
 use crate::{ChildHandle, Error, ExitReason, ExitReport, SendError, Session, SessionId};
 
 /// The outcomes of a session's start (see `SessionCell::start`).
@@ -45,8 +44,6 @@ pub(crate) struct SessionCell<M> {
     exit: Mutex<Option<ExitReport>>,
     /// Set when a stop gave up waiting: the thread is not reused, whenever it ends.
     abandoned: AtomicBool,
-    /// Runs on a warm thread: its end comes within microseconds of a stop.
-    warm: AtomicBool,
     /// The session's children.
     tree: Tree<M>,
 }
@@ -88,7 +85,6 @@ impl<M> SessionCell<M> {
             done,
             exit: Mutex::new(None),
             abandoned: AtomicBool::new(false),
-            warm: AtomicBool::new(false),
             tree,
         };
         (cell, done_tx)
@@ -189,14 +185,16 @@ impl<M> SessionCell<M> {
         }
         match self.await_end(Wait::at_most(self.stop_timeout)) {
             Ended::Yes => Ok(self.exit_report()),
-            Ended::TimedOut => Err(self.timed_out()),
+            Ended::TimedOut => {
+                // Whenever it ends now, its thread is not reused.
+                self.abandoned.store(true, Ordering::Release);
+                Err(self.timed_out())
+            }
         }
     }
 
     /// The error of a stop that timed out: names the child still running, if one is.
-    /// Marks the session's thread as not to be reused.
     pub(crate) fn timed_out(&self) -> Error {
-        self.abandoned.store(true, Ordering::Release);
         let (id, timeout) = (self.id, self.stop_timeout);
         let stop_timeout = Error::StopTimeout { id, timeout };
         match self.tree.newest() {
@@ -260,8 +258,7 @@ impl<M> SessionCell<M> {
     }
 
     /// The session runs on a warm thread, which its pool joins: nothing to join here.
-    pub(crate) fn set_warm(&self) {
-        self.warm.store(true, Ordering::Release);
+    pub(crate) fn set_joined_by_pool(&self) {
         *self.join.lock() = JoinState::Joined;
     }
 
@@ -278,22 +275,16 @@ impl<M> SessionCell<M> {
 
     /// Whether the session thread's end guard has run.
     pub(crate) fn is_finished(&self) -> bool {
-        matches!(
-            self.done.try_recv(),
-            Err(crossbeam_channel::TryRecvError::Disconnected)
-        )
+        hung_up(&self.done)
     }
 
     /// Waits until the session thread's end guard has run, as `wait` allows. On the
     /// session's own thread it does not wait: the thread cannot end while it waits.
     pub(crate) fn wait(&self, wait: Wait) -> Ended {
         let wait = if self.is_within() { Wait::No } else { wait };
-        let ended = if self.warm.load(Ordering::Acquire) {
-            wait.recv_after_spin(&self.done, HAND_OVER_SPIN)
-        } else {
-            wait.recv(&self.done)
-        };
-        match ended {
+        // A warm session's end comes within microseconds of its stop: its signals spin.
+        let spin = self.postbox.signals().stop().spin();
+        match wait.recv_after_spin(&self.done, spin) {
             Ok(never) => match never {},
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Ended::Yes,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ended::TimedOut,

@@ -23,7 +23,7 @@ use crate::lifecycle::{arm, Shared};
 use crate::mailbox::{mailbox, Inbox, Postbox, Refused};
 use crate::restart::{first_init, init, make, run, Bodies, Ending};
 use crate::tree::{set_owner, ChildStrategy, Failure, Tree};
-use crate::wait::Wait;
+use crate::wait::{hung_up, Wait};
 use crate::{
     ChildExit, ChildHandle, Error, ExitReason, Restart, Result, SendError, SessionContext,
     SessionEvent, SessionId,
@@ -120,10 +120,7 @@ impl<M> ChildCell<M> {
     }
 
     fn is_finished(&self) -> bool {
-        matches!(
-            self.done.try_recv(),
-            Err(crossbeam_channel::TryRecvError::Disconnected)
-        )
+        hung_up(&self.done)
     }
 
     pub(crate) fn is_current_thread(&self) -> bool {

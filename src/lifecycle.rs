@@ -76,7 +76,8 @@ impl<M: Send + 'static> Shared<M> {
         let id = session.id();
         policy.check(id)?;
         self.reap_finished();
-        // On a warm thread the body's stop waits spin briefly: see `HAND_OVER_SPIN`.
+        // On a warm thread the waits of the hand-over (this start's for `init`, the
+        // body's for its stop, a stop's for the end) spin briefly: see `HAND_OVER_SPIN`.
         let spin = match self.pool {
             Some(_) => HAND_OVER_SPIN,
             None => Duration::ZERO,
@@ -100,11 +101,7 @@ impl<M: Send + 'static> Shared<M> {
         // Answered by the session thread after init, or by its end guard once the
         // entry is gone.
         let wait = self.init_timeout.map_or(Wait::Forever, Wait::at_most);
-        let answer = match self.pool {
-            Some(_) => wait.recv_after_spin(&answer_rx, HAND_OVER_SPIN),
-            None => wait.recv(&answer_rx),
-        };
-        let answer = match answer {
+        let answer = match wait.recv_after_spin(&answer_rx, spin) {
             Err(RecvTimeoutError::Timeout) if cell.give_up_start() => {
                 // It will not run; its entry goes when its thread ends.
                 cell.request_stop();
@@ -253,7 +250,7 @@ impl<M: Send + 'static> SessionThread<M> {
         bodies: S,
     ) -> std::io::Result<()> {
         let cell = Arc::clone(&self.cell);
-        cell.set_warm();
+        cell.set_joined_by_pool();
         let job = Box::new(move |seat| self.main(done, bodies, Some(seat)));
         pool.run(job).map_err(|(error, job)| {
             // Dropped here, in the start's panic boundary: it holds the bodies.

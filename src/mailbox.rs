@@ -70,6 +70,11 @@ impl StopSignal {
         self.requested.load(Ordering::Acquire)
     }
 
+    /// How long a wait for this signal tries before it parks.
+    pub(crate) fn spin(&self) -> Duration {
+        self.spin
+    }
+
     /// Disconnected once the flag is set: for a select.
     pub(crate) fn woken(&self) -> &Receiver<Infallible> {
         &self.woken
@@ -77,12 +82,7 @@ impl StopSignal {
 
     /// Blocks until a stop is requested or `wait` runs out; returns whether one was.
     pub(crate) fn wait(&self, wait: Wait) -> bool {
-        let woken = if self.spin.is_zero() {
-            wait.recv(&self.woken)
-        } else {
-            wait.recv_after_spin(&self.woken, self.spin)
-        };
-        match woken {
+        match wait.recv_after_spin(&self.woken, self.spin) {
             Ok(never) => match never {},
             Err(_) => self.is_raised(),
         }

@@ -34,7 +34,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
 
 use crate::lifecycle::arm;
-use crate::wait::Wait;
+use crate::wait::{hung_up, Wait};
 
 /// The name of every warm thread: std cannot rename a thread that runs, and a warm
 /// thread runs many sessions one after another.
@@ -123,25 +123,11 @@ impl Slot {
         self.order.lock().take()
     }
 
-    /// Watches the slot for up to `spin`, yielding the CPU between looks.
-    fn watch(&self, spin: Duration) -> Option<Order> {
-        let began = Instant::now();
-        loop {
-            if let Some(order) = self.take() {
-                return Some(order);
-            }
-            if began.elapsed() >= spin {
-                return None;
-            }
-            thread::yield_now();
-        }
-    }
-
     /// Waits for an order until `wait` runs out: watches the slot briefly after every
     /// wake (a nudge says work may come soon), and parks in between.
     fn wait(&self, wait: Wait) -> Option<Order> {
         loop {
-            if let Some(order) = self.watch(HAND_OVER_SPIN) {
+            if let Some(order) = wait.spin(HAND_OVER_SPIN, || self.take()) {
                 return Some(order);
             }
             match wait {
@@ -355,7 +341,7 @@ impl Pool {
             let State { left, threads, .. } = &mut *state;
             let mut finished = Vec::new();
             left.retain(|number| match threads.get(number) {
-                Some(thread) if has_ended(&thread.ended) => {
+                Some(thread) if hung_up(&thread.ended) => {
                     finished.extend(threads.remove(number));
                     false
                 }
@@ -402,12 +388,4 @@ impl Pool {
         }
         self.state.lock().threads.extend(running);
     }
-}
-
-/// Whether the thread behind `ended` ran its last line.
-fn has_ended(ended: &Receiver<Infallible>) -> bool {
-    matches!(
-        ended.try_recv(),
-        Err(crossbeam_channel::TryRecvError::Disconnected)
-    )
 }

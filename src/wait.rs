@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::convert::Infallible;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 /// How long an operation may block.
 ///
@@ -30,50 +32,72 @@ impl Wait {
         }
     }
 
-    /// Receives from `rx` as [`recv`](Self::recv) does, but first tries for up to `spin`
-    /// without parking the thread, yielding the CPU between tries.
+    /// Calls `attempt` until it gives a value, for at most `spin` and never past this
+    /// wait's deadline, yielding the CPU between calls; `None` if it never did.
     ///
     /// For the waits of a warm thread's hand-over, whose answer comes within a few
     /// microseconds: waking a parked thread on the other CPU costs 30-40 µs on a
     /// virtual machine, ten times the whole hand-over (see BENCHMARKS.md). The spin is
-    /// bounded, and then the wait is an ordinary channel wait.
+    /// bounded; the caller then waits as usual.
+    pub(crate) fn spin<T>(
+        self,
+        spin: Duration,
+        mut attempt: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        let began = Instant::now();
+        loop {
+            if let Some(value) = attempt() {
+                return Some(value);
+            }
+            let now = Instant::now();
+            let past = match self {
+                Wait::No => true,
+                Wait::Forever => false,
+                Wait::Until(deadline) => now >= deadline,
+            };
+            if past || now.duration_since(began) >= spin {
+                return None;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Receives from `rx` as [`recv`](Self::recv) does, after trying for up to `spin`
+    /// without parking the thread (see [`spin`](Self::spin)). A zero `spin` is a plain
+    /// `recv`.
     pub(crate) fn recv_after_spin<T>(
         self,
         rx: &Receiver<T>,
         spin: Duration,
     ) -> Result<T, RecvTimeoutError> {
-        if self == Wait::No {
+        if spin.is_zero() {
             return self.recv(rx);
         }
-        let began = Instant::now();
-        loop {
-            match rx.try_recv() {
-                Ok(value) => return Ok(value),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    return Err(RecvTimeoutError::Disconnected)
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => {}
-            }
-            let now = Instant::now();
-            let past = |deadline| now >= deadline;
-            if now.duration_since(began) >= spin || matches!(self, Wait::Until(d) if past(d)) {
-                return self.recv(rx);
-            }
-            std::thread::yield_now();
-        }
+        let tried = self.spin(spin, || match rx.try_recv() {
+            Ok(value) => Some(Ok(value)),
+            Err(TryRecvError::Disconnected) => Some(Err(RecvTimeoutError::Disconnected)),
+            Err(TryRecvError::Empty) => None,
+        });
+        tried.unwrap_or_else(|| self.recv(rx))
     }
 
     /// Receives from `rx`, blocking as this wait allows.
     pub(crate) fn recv<T>(self, rx: &Receiver<T>) -> Result<T, RecvTimeoutError> {
         match self {
             Wait::No => rx.try_recv().map_err(|err| match err {
-                crossbeam_channel::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                crossbeam_channel::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                TryRecvError::Empty => RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
             }),
             Wait::Forever => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Wait::Until(deadline) => rx.recv_deadline(deadline),
         }
     }
+}
+
+/// Whether every sender of `rx` is gone: the channels that mark an end (of a thread,
+/// of a session) by the drop of their only sender.
+pub(crate) fn hung_up(rx: &Receiver<Infallible>) -> bool {
+    matches!(rx.try_recv(), Err(TryRecvError::Disconnected))
 }
 
 #[cfg(test)]
@@ -89,6 +113,24 @@ mod tests {
             Wait::at_most(Duration::from_secs(1)),
             Wait::Until(_)
         ));
+    }
+
+    #[test]
+    fn a_spin_tries_at_least_once_and_never_past_its_deadline() {
+        let mut tries = 0;
+        let none = Wait::Forever.spin(Duration::ZERO, || {
+            tries += 1;
+            None::<()>
+        });
+        assert_eq!((none, tries), (None, 1));
+        let past = Wait::Until(Instant::now());
+        let began = Instant::now();
+        assert_eq!(past.spin(Duration::from_secs(60), || None::<()>), None);
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "stopped at the deadline"
+        );
+        assert_eq!(Wait::No.spin(Duration::from_secs(60), || Some(7)), Some(7));
     }
 
     #[test]

@@ -180,8 +180,8 @@ fn warm_up_after_shutdown_is_refused() {
     });
 }
 
-/// Runs `start` on a supervisor with one warm thread and checks that the thread its
-/// session ran on ended instead of being parked.
+/// Checks that the thread a session of `sup` (one warm thread) ran on ended instead of
+/// being parked.
 fn assert_thread_not_reused(sup: &SessionSupervisor, exit_rx: &Receiver<()>) {
     recv_within(exit_rx, "the end of a thread that may not be reused");
     assert_eq!(sup.idle_threads(), 0, "nothing parked");

@@ -22,16 +22,14 @@ mod common;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 use session_supervisor::{Session, SessionId, SessionRegistry};
 
-use common::TempDirs;
+use common::{Churn, TempDirs};
 
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
 const CHURN_SIZES: [usize; 2] = [10, 10_000];
@@ -39,6 +37,8 @@ const CHURN_SIZES: [usize; 2] = [10, 10_000];
 const SPARE: usize = 16;
 /// The pause of the paced writer.
 const PACE: Duration = Duration::from_micros(100);
+/// How the churn benches' writer reports its rate.
+const WRITER: &str = "writer: register+unregister";
 
 /// A map of sessions behind a lock, keyed by id or by path.
 trait Map<K>: Send + Sync + 'static {
@@ -136,7 +136,7 @@ impl Fixture {
     fn churn_registry(&self, pace: Option<Duration>) -> Churn {
         let registry = Arc::clone(&self.registry);
         let mut spare = self.spare.clone().into_iter().cycle();
-        Churn::start(pace, move || {
+        Churn::start(WRITER, pace, move || {
             let session = spare.next().unwrap();
             let id = session.id();
             registry.register(session).unwrap();
@@ -157,61 +157,12 @@ impl Fixture {
     {
         let map = Arc::clone(map);
         let mut spare = self.spare.clone().into_iter().cycle();
-        Churn::start(pace, move || {
+        Churn::start(WRITER, pace, move || {
             let session = spare.next().unwrap();
             let (inserted, removed) = (key(&session), key(&session));
             map.insert(inserted, session);
             map.remove(&removed);
         })
-    }
-}
-
-/// A thread running a write cycle until stopped.
-struct Churn {
-    stop: Arc<AtomicBool>,
-    cycles: Arc<AtomicU64>,
-    began: Instant,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Churn {
-    /// Starts the writer and returns once it is running.
-    fn start(pace: Option<Duration>, mut cycle: impl FnMut() + Send + 'static) -> Churn {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cycles = Arc::new(AtomicU64::new(0));
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-        let thread = {
-            let (stop, cycles) = (Arc::clone(&stop), Arc::clone(&cycles));
-            thread::spawn(move || {
-                ready_tx.send(()).unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    cycle();
-                    cycles.fetch_add(1, Ordering::Relaxed);
-                    if let Some(pace) = pace {
-                        thread::sleep(pace);
-                    }
-                }
-            })
-        };
-        ready_rx.recv().unwrap();
-        Churn {
-            stop,
-            cycles,
-            began: Instant::now(),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Churn {
-    /// Stops the writer and reports its rate, so the load behind each number is known.
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-        let rate = self.cycles.load(Ordering::Relaxed) as f64 / self.began.elapsed().as_secs_f64();
-        eprintln!("  (writer: {rate:.0} register+unregister cycles/s)");
     }
 }
 

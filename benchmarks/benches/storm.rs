@@ -4,61 +4,27 @@
 //! so that the registry is written (a register and an unregister) every few
 //! microseconds. The ratio `storm / idle` is what a start/stop storm costs a reader.
 //!
-//! The storm thread prints its cycles per second after each bench.
+//! The storm thread prints its cycles per second after each pair of benches.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use session_supervisor::{stub, Session, SessionId, SessionSupervisor};
 
-use common::TempDirs;
+use common::{Churn, TempDirs};
 
 /// Sessions the readers look up.
 const RESIDENT: usize = 10;
 
 /// Warm start + stop cycles on `session`, back to back, until dropped.
-struct Storm {
-    stop: Arc<AtomicBool>,
-    cycles: Arc<AtomicU64>,
-    began: Instant,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Storm {
-    fn start(sup: &Arc<SessionSupervisor>, session: Session) -> Storm {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cycles = Arc::new(AtomicU64::new(0));
-        let (flag, count, sup) = (Arc::clone(&stop), Arc::clone(&cycles), Arc::clone(sup));
-        let thread = thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                let handle = sup.start_session(session.clone(), stub::idle()).unwrap();
-                handle.stop().unwrap();
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        Storm {
-            stop,
-            cycles,
-            began: Instant::now(),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Storm {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-        let rate = self.cycles.load(Ordering::Relaxed) as f64 / self.began.elapsed().as_secs_f64();
-        println!("storm: {rate:.0} warm start + stop cycles/s");
-    }
+fn start_storm(sup: &Arc<SessionSupervisor>, session: Session) -> Churn {
+    let sup = Arc::clone(sup);
+    Churn::start("storm: warm start + stop", None, move || {
+        let handle = sup.start_session(session.clone(), stub::idle()).unwrap();
+        handle.stop().unwrap();
+    })
 }
 
 fn lookups(c: &mut Criterion) {
@@ -84,7 +50,7 @@ fn lookups(c: &mut Criterion) {
     let mut group = c.benchmark_group("storm");
     for storm in [false, true] {
         let name = if storm { "storm" } else { "idle" };
-        let _storm = storm.then(|| Storm::start(&sup, spare.clone()));
+        let _storm = storm.then(|| start_storm(&sup, spare.clone()));
         let mut next = ids.iter().cycle();
         group.bench_function(format!("by_id/{name}"), |b| {
             b.iter(|| sup.lookup(*next.next().unwrap()).unwrap())

@@ -15,6 +15,7 @@ use crate::cell::SessionCell;
 use crate::lifecycle::Shared;
 use crate::mailbox::{Inbox, StopSignal};
 use crate::message::{RecvTimeoutError, TryRecvError};
+use crate::stats::Tracker;
 use crate::wait::Wait;
 use crate::{ChildHandle, ChildStart, Control, Error, Result, Session, SessionId};
 
@@ -111,6 +112,8 @@ pub struct SessionContext<M = ()> {
     /// Set once the body started a child: its tree may then end a run without a stop
     /// (one-for-all), so receives watch the run's signal too.
     has_children: Cell<bool>,
+    /// Messages taken since the last activity was recorded.
+    unrecorded: Cell<u32>,
 }
 
 /// Whose context it is: a session's body, which can start children, or a child's.
@@ -121,6 +124,8 @@ enum Role<M> {
     },
     Child {
         name: String,
+        /// The session the child works for.
+        parent: Arc<SessionCell<M>>,
     },
 }
 
@@ -145,8 +150,13 @@ impl<M> SessionContext<M> {
         SessionContext::new(session, inbox, Role::Session { shared, cell })
     }
 
-    pub(crate) fn for_child(session: Session, inbox: Inbox<M>, name: String) -> Self {
-        SessionContext::new(session, inbox, Role::Child { name })
+    pub(crate) fn for_child(
+        session: Session,
+        inbox: Inbox<M>,
+        name: String,
+        parent: Arc<SessionCell<M>>,
+    ) -> Self {
+        SessionContext::new(session, inbox, Role::Child { name, parent })
     }
 
     fn new(session: Session, inbox: Inbox<M>, role: Role<M>) -> Self {
@@ -158,6 +168,7 @@ impl<M> SessionContext<M> {
             restarts: Cell::new(0),
             role,
             has_children: Cell::new(false),
+            unrecorded: Cell::new(0),
         }
     }
 
@@ -166,7 +177,7 @@ impl<M> SessionContext<M> {
     pub fn child_name(&self) -> Option<&str> {
         match &self.role {
             Role::Session { .. } => None,
-            Role::Child { name } => Some(name),
+            Role::Child { name, .. } => Some(name),
         }
     }
 
@@ -299,7 +310,7 @@ impl<M> SessionContext<M> {
                 self.has_children.set(true);
                 Ok(child)
             }
-            Role::Child { name: parent } => Err(Error::NestedChild {
+            Role::Child { name: parent, .. } => Err(Error::NestedChild {
                 id: self.id(),
                 child: parent.clone(),
             }),
@@ -412,7 +423,7 @@ impl<M> SessionContext<M> {
             return None;
         }
         match self.next_item(Wait::Forever) {
-            Ok(Control::Message(message)) if self.hands_over() => Some(message),
+            Ok(Control::Message(message)) if self.hands_over() => Some(self.took(message)),
             _ => None,
         }
     }
@@ -428,7 +439,7 @@ impl<M> SessionContext<M> {
             return Err(RecvTimeoutError::Stopped);
         }
         match self.next_item(Wait::at_most(timeout)) {
-            Ok(Control::Message(message)) if self.hands_over() => Ok(message),
+            Ok(Control::Message(message)) if self.hands_over() => Ok(self.took(message)),
             Err(ChannelTimeout::Timeout) => Err(RecvTimeoutError::Timeout),
             _ => Err(RecvTimeoutError::Stopped),
         }
@@ -445,7 +456,7 @@ impl<M> SessionContext<M> {
             return Err(TryRecvError::Stopped);
         }
         match self.inbox.control.try_recv() {
-            Ok(Control::Message(message)) if self.hands_over() => Ok(message),
+            Ok(Control::Message(message)) if self.hands_over() => Ok(self.took(message)),
             Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
             _ => Err(TryRecvError::Stopped),
         }
@@ -454,6 +465,62 @@ impl<M> SessionContext<M> {
     /// Drops every queued message, each inside a panic boundary (a message's `Drop` is
     /// user code). Called once the mailbox is closed, so the session thread, not the
     /// last sender, drops what is left.
+    /// Marks the session as active now, for its stats' [last
+    /// activity](crate::SessionStats::last_activity) and its idle timeout (see
+    /// [`Start::idle_timeout`](crate::Start::idle_timeout)). Taking a message with
+    /// [`recv`](Self::recv), [`recv_timeout`](Self::recv_timeout) or
+    /// [`try_recv`](Self::try_recv) does this already; call it while the body works
+    /// without messages, or reads [`control`](Self::control) itself. A child's call
+    /// marks its session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_supervisor::{Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::new();
+    /// let handle = sup
+    ///     .start(Session::new(std::env::temp_dir())?)
+    ///     .idle_timeout(Duration::from_secs(60))
+    ///     .run(|ctx| {
+    ///         // A long job without messages: it is not idle.
+    ///         while !ctx.wait_for_stop_timeout(Duration::from_millis(1)) {
+    ///             ctx.touch();
+    ///             # break;
+    ///         }
+    ///         ctx.wait_for_stop();
+    ///     })?;
+    /// handle.stop()?;
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn touch(&self) {
+        if let Some(tracker) = self.tracker() {
+            tracker.touch();
+        }
+    }
+
+    /// The counters of the session this context works for.
+    pub(crate) fn tracker(&self) -> Option<&Tracker> {
+        match &self.role {
+            Role::Session { cell, .. } => Some(cell.tracker()),
+            Role::Child { parent, .. } => Some(parent.tracker()),
+        }
+    }
+
+    /// Records the activity of a message taken: when the mailbox is empty after it (a
+    /// burst ended), or every 64 messages, so the clock is not read per message.
+    fn took(&self, message: M) -> M {
+        let taken = self.unrecorded.get() + 1;
+        if taken >= 64 || self.inbox.control.is_empty() {
+            self.unrecorded.set(0);
+            self.touch();
+        } else {
+            self.unrecorded.set(taken);
+        }
+        message
+    }
+
     pub(crate) fn discard_messages(&self) {
         for item in self.inbox.control.try_iter() {
             drop_quietly(item);

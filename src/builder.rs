@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::pool::DEFAULT_WARM_THREAD_TIMEOUT;
 use crate::registry::DEFAULT_MAX_SESSIONS;
 use crate::tree::DEFAULT_MAX_CHILDREN;
-use crate::{ChildStrategy, RestartPolicy, SessionSupervisor};
+use crate::{AdmissionPolicy, ChildStrategy, RestartPolicy, SessionSupervisor};
 
 /// The stop timeout of a default supervisor.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +44,8 @@ pub struct SupervisorBuilder<M = ()> {
     pub(crate) warm_threads: usize,
     pub(crate) warm_thread_timeout: Duration,
     pub(crate) init_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) admission: AdmissionPolicy,
     /// `fn() -> M`: the builder holds no `M`, so it is `Send` and `Sync` whatever `M` is.
     messages: PhantomData<fn() -> M>,
 }
@@ -61,6 +63,8 @@ impl SupervisorBuilder {
             warm_threads: 0,
             warm_thread_timeout: DEFAULT_WARM_THREAD_TIMEOUT,
             init_timeout: None,
+            idle_timeout: None,
+            admission: AdmissionPolicy::Reject,
             messages: PhantomData,
         }
     }
@@ -102,6 +106,8 @@ impl<M> SupervisorBuilder<M> {
             warm_threads: self.warm_threads,
             warm_thread_timeout: self.warm_thread_timeout,
             init_timeout: self.init_timeout,
+            idle_timeout: self.idle_timeout,
+            admission: self.admission,
             messages: PhantomData,
         }
     }
@@ -248,6 +254,42 @@ impl<M> SupervisorBuilder<M> {
         self
     }
 
+    /// Stops a session once it had no activity for `timeout` (default: never), with
+    /// [`ExitReason::Idle`](crate::ExitReason::Idle), reported and evented like any
+    /// stop. Activity is a message or call its body takes, or a
+    /// [`touch`](crate::SessionContext::touch) (see
+    /// [`SessionStats::last_activity`](crate::SessionStats::last_activity)). A start can
+    /// choose its own with [`Start::idle_timeout`](crate::Start::idle_timeout).
+    ///
+    /// One thread per supervisor, started with the first session that has an idle
+    /// timeout, watches them all; it sleeps until the earliest moment one could be idle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_supervisor::{stub, ExitReason, Session, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::builder()
+    ///     .idle_timeout(Duration::from_millis(20))
+    ///     .build();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::idle())?;
+    /// let report = handle.wait_timeout(Duration::from_secs(10)).expect("stopped when idle");
+    /// assert_eq!(report.reason(), &ExitReason::Idle { timeout: Duration::from_millis(20) });
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> SupervisorBuilder<M> {
+        self.idle_timeout = Some(timeout).filter(|t| *t != Duration::MAX);
+        self
+    }
+
+    /// What a start does when the supervisor is full: refuse (the default), or evict a
+    /// running session to make room. See [`AdmissionPolicy`].
+    pub fn admission(mut self, policy: AdmissionPolicy) -> SupervisorBuilder<M> {
+        self.admission = policy;
+        self
+    }
+
     /// Builds the supervisor.
     pub fn build(self) -> SessionSupervisor<M> {
         SessionSupervisor::from_builder(self)
@@ -273,6 +315,8 @@ impl<M> fmt::Debug for SupervisorBuilder<M> {
             .field("warm_threads", &self.warm_threads)
             .field("warm_thread_timeout", &self.warm_thread_timeout)
             .field("init_timeout", &self.init_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("admission", &self.admission)
             .finish()
     }
 }

@@ -11,14 +11,32 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
 use crate::mailbox::{Postbox, Refused};
+use crate::stats::{Outside, Tracker};
 use crate::tree::{is_owned_by, Tree};
 use crate::wait::{hung_up, Wait};
-use crate::{ChildHandle, Error, ExitReason, ExitReport, SendError, Session, SessionId};
+use crate::{
+    ChildHandle, Error, ExitReason, ExitReport, SendError, Session, SessionId, SessionStats,
+};
 
 /// The outcomes of a session's start (see `SessionCell::start`).
 const STARTING: u8 = 0;
 const BEGAN: u8 = 1;
 const GIVEN_UP: u8 = 2;
+
+/// Why a session stops (see `SessionCell::stop_for`): the first cause wins.
+const NOT_STOPPING: u8 = 0;
+const ASKED: u8 = 1;
+const IDLE: u8 = 2;
+const EVICTED: u8 = 3;
+
+/// Who asks a session to stop, when that decides its exit reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// Its idle timeout ran out.
+    Idle,
+    /// A start at the limit chose it to make room.
+    Evicted,
+}
 
 /// One incarnation of a session: compared by address, so a late end of an old thread
 /// never touches a newer session that reuses the id.
@@ -46,6 +64,12 @@ pub(crate) struct SessionCell<M> {
     abandoned: AtomicBool,
     /// The session's children.
     tree: Tree<M>,
+    /// What its stats read.
+    tracker: Tracker,
+    /// Who asked it to stop first: `NOT_STOPPING`, `ASKED`, `IDLE` or `EVICTED`.
+    cause: AtomicU8,
+    /// Stopped after this long without activity, if set.
+    idle_timeout: Option<Duration>,
 }
 
 /// Who may join the thread. `Spawning` until the start stores the handle, so a reaper
@@ -68,7 +92,7 @@ impl<M> SessionCell<M> {
     /// A cell, and the sender whose drop marks the session thread as finished.
     pub(crate) fn new(
         session: Session,
-        (seq, stop_timeout): (u64, Duration),
+        (seq, stop_timeout, idle_timeout): (u64, Duration, Option<Duration>),
         postbox: Postbox<M>,
         tree: Tree<M>,
     ) -> (SessionCell<M>, Sender<Infallible>) {
@@ -86,6 +110,9 @@ impl<M> SessionCell<M> {
             exit: Mutex::new(None),
             abandoned: AtomicBool::new(false),
             tree,
+            tracker: Tracker::new(),
+            cause: AtomicU8::new(NOT_STOPPING),
+            idle_timeout,
         };
         (cell, done_tx)
     }
@@ -161,9 +188,85 @@ impl<M> SessionCell<M> {
     /// Requests the stop; idempotent, never blocks. The children stop first, newest
     /// first, then the body's run ends (each child's end takes the next step).
     pub(crate) fn request_stop(&self) {
+        let _ = self.claim_stop(ASKED);
         if self.postbox.request_stop() {
             self.advance_stop();
         }
+    }
+
+    /// Requests the stop for `cause`, which becomes its exit reason, unless a stop was
+    /// requested before; returns whether this call decided it.
+    pub(crate) fn stop_for(&self, cause: Cause) -> bool {
+        let decided = self.claim(cause);
+        if decided {
+            self.request_stop();
+        }
+        decided
+    }
+
+    /// Decides that the session stops for `cause` without requesting the stop yet (an
+    /// eviction decides under the registry's lock, and stops outside it); `false` if a
+    /// stop was decided before.
+    pub(crate) fn claim(&self, cause: Cause) -> bool {
+        let cause = match cause {
+            Cause::Idle => IDLE,
+            Cause::Evicted => EVICTED,
+        };
+        self.claim_stop(cause)
+    }
+
+    fn claim_stop(&self, cause: u8) -> bool {
+        let decided =
+            self.cause
+                .compare_exchange(NOT_STOPPING, cause, Ordering::AcqRel, Ordering::Acquire);
+        decided.is_ok()
+    }
+
+    /// Whether a stop was decided (requested, or claimed by an eviction).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.cause.load(Ordering::Acquire) != NOT_STOPPING
+    }
+
+    /// The exit reason of a session whose run ended with `reason`: a stop for idleness
+    /// or an eviction says so.
+    pub(crate) fn exit_reason(&self, reason: ExitReason) -> ExitReason {
+        if reason != ExitReason::Stopped {
+            return reason;
+        }
+        match (self.cause.load(Ordering::Acquire), self.idle_timeout) {
+            (IDLE, Some(timeout)) => ExitReason::Idle { timeout },
+            (EVICTED, _) => ExitReason::Evicted,
+            _ => reason,
+        }
+    }
+
+    pub(crate) fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    pub(crate) fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// How many messages reached the mailbox.
+    pub(crate) fn messages(&self) -> u64 {
+        self.postbox.counts().0
+    }
+
+    /// The session's stats, with `session` as its metadata.
+    pub(crate) fn stats_of(&self, session: Session) -> SessionStats {
+        let (messages, mailbox_len) = self.postbox.counts();
+        self.tracker.stats(Outside {
+            session,
+            ended: self.is_finished(),
+            stopping: self.stop_requested(),
+            mailbox_len,
+            messages,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> SessionStats {
+        self.stats_of(self.session())
     }
 
     /// The next step of a stop: see [`Tree::advance_stop`].
@@ -186,11 +289,15 @@ impl<M> SessionCell<M> {
         match self.await_end(Wait::at_most(self.stop_timeout)) {
             Ended::Yes => Ok(self.exit_report()),
             Ended::TimedOut => {
-                // Whenever it ends now, its thread is not reused.
-                self.abandoned.store(true, Ordering::Release);
+                self.abandon();
                 Err(self.timed_out())
             }
         }
+    }
+
+    /// A stop gave up waiting: whenever the session ends now, its thread is not reused.
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
     }
 
     /// The error of a stop that timed out: names the child still running, if one is.
@@ -267,8 +374,14 @@ impl<M> SessionCell<M> {
     /// that gave up waiting). Call from the end guard, once the report is set.
     pub(crate) fn may_reuse_thread(&self) -> bool {
         let clean = self.exit.lock().as_ref().is_some_and(|report| {
-            matches!(report.reason, ExitReason::Normal | ExitReason::Stopped)
-                && report.children.iter().all(|child| !child.lingered)
+            let reason = &report.reason;
+            matches!(
+                reason,
+                ExitReason::Normal
+                    | ExitReason::Stopped
+                    | ExitReason::Idle { .. }
+                    | ExitReason::Evicted
+            ) && report.children.iter().all(|child| !child.lingered)
         });
         clean && !self.abandoned.load(Ordering::Acquire)
     }
@@ -350,7 +463,7 @@ mod tests {
         let (postbox, _) = mailbox(None, Duration::ZERO);
         let session = Session::new(std::env::temp_dir()).unwrap();
         let tree = Tree::new(session.id(), Default::default(), 16, Default::default());
-        SessionCell::new(session, (0, Duration::MAX), postbox, tree)
+        SessionCell::new(session, (0, Duration::MAX, None), postbox, tree)
     }
 
     /// A stopper may find the thread ended before the start stored its handle; the

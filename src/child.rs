@@ -330,7 +330,12 @@ impl<M> ChildThread<M> {
     fn live<S: Bodies<M>>(mut self, mut bodies: S) -> ExitReason {
         let session = self.session.session();
         let inbox = self.inbox.take().expect("the inbox is taken once");
-        let mut ctx = SessionContext::for_child(session, inbox, self.cell.name.clone());
+        let mut ctx = SessionContext::for_child(
+            session,
+            inbox,
+            self.cell.name.clone(),
+            Arc::clone(&self.session),
+        );
         let (reason, body) = match first_init(&mut bodies, &ctx) {
             Err((reason, body)) => (ExitReason::InitFailed { reason }, body),
             Ok(body) => {

@@ -107,6 +107,21 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// A start at the session limit, under an evicting
+    /// [`AdmissionPolicy`](crate::AdmissionPolicy), asked `victim` to stop to make room,
+    /// and it did not end within the stop timeout. The new session was not started and
+    /// nothing else changed: the victim stays registered, stopping, and ends with
+    /// [`ExitReason::Evicted`](crate::ExitReason::Evicted) whenever its body returns.
+    #[error("session {id} not started: session {victim}, evicted to make room, did not stop within {timeout:?}")]
+    EvictionTimeout {
+        /// The session that was not started.
+        id: SessionId,
+        /// The session chosen to make room.
+        victim: SessionId,
+        /// The stop timeout.
+        timeout: Duration,
+    },
+
     /// The session's thread could not be created: the operating system refused it, or
     /// (on Linux) the process is too close to `vm.max_map_count`, past which a new
     /// thread would abort the whole process (an `OutOfMemory` error saying so).

@@ -48,6 +48,16 @@ pub enum ExitReason {
         /// The error `init` returned.
         reason: String,
     },
+    /// It had no activity (see
+    /// [`SessionStats::last_activity`](crate::SessionStats::last_activity)) for its
+    /// idle timeout, and was stopped.
+    Idle {
+        /// The idle timeout that ran out.
+        timeout: Duration,
+    },
+    /// A start at the session limit stopped it to make room (see
+    /// [`AdmissionPolicy`](crate::AdmissionPolicy)).
+    Evicted,
 }
 
 impl fmt::Display for ExitReason {
@@ -67,6 +77,8 @@ impl fmt::Display for ExitReason {
                 write!(f, "gave up after {restarts} restarts")
             }
             ExitReason::InitFailed { reason } => write!(f, "init failed: {reason}"),
+            ExitReason::Idle { timeout } => write!(f, "stopped after {timeout:?} idle"),
+            ExitReason::Evicted => f.write_str("evicted to make room for another session"),
         }
     }
 }

@@ -8,7 +8,9 @@ use crossbeam_channel::RecvTimeoutError;
 
 use crate::cell::{Ended, SessionCell};
 use crate::wait::Wait;
-use crate::{ChildHandle, Error, ExitReport, ReplyTo, Result, SendError, Session, SessionId};
+use crate::{
+    ChildHandle, Error, ExitReport, ReplyTo, Result, SendError, Session, SessionId, SessionStats,
+};
 
 /// A cheap, cloneable reference to one session, as started.
 ///
@@ -140,7 +142,9 @@ impl<M> SessionHandle<M> {
             return Err(Error::CallFromOwnThread { id });
         }
         call(id, make, timeout, |request, wait| {
-            self.cell.send(request, wait)
+            self.cell.send(request, wait)?;
+            self.cell.tracker().called();
+            Ok(())
         })
     }
 
@@ -198,6 +202,28 @@ impl<M> SessionHandle<M> {
     pub fn children(&self) -> Vec<ChildHandle<M>> {
         let children = self.cell.tree().children();
         children.into_iter().map(ChildHandle::new).collect()
+    }
+
+    /// What the session is doing: its state, uptime, restarts, last crash, mailbox and
+    /// activity, read from its own counters without a message to it, so a stuck or
+    /// backed-up session answers at once. Works after the session ended too (its
+    /// state is then [`SessionState::Ended`](crate::SessionState::Ended)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{stub, Session, SessionState, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::new();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::idle())?;
+    /// let stats = handle.stats();
+    /// assert_eq!(stats.state(), SessionState::Running);
+    /// assert_eq!(stats.mailbox_len(), 0);
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> SessionStats {
+        self.cell.stats()
     }
 
     /// Whether the session's thread is still at work. Once `false`, the session is

@@ -383,6 +383,7 @@
 #![warn(rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
+mod admission;
 mod body;
 mod boundary;
 mod builder;
@@ -394,6 +395,7 @@ mod event;
 mod exit;
 mod handle;
 mod id;
+mod idle;
 mod lifecycle;
 mod limits;
 mod mailbox;
@@ -407,11 +409,13 @@ mod restart;
 mod serde_impls;
 mod session;
 mod start;
+mod stats;
 pub mod stub;
 mod supervisor;
 mod tree;
 mod wait;
 
+pub use crate::admission::AdmissionPolicy;
 pub use crate::body::{InitError, SessionBody, SessionContext};
 pub use crate::builder::{SupervisorBuilder, DEFAULT_STOP_TIMEOUT};
 pub use crate::child_handle::ChildHandle;
@@ -428,6 +432,7 @@ pub use crate::pool::{DEFAULT_WARM_THREAD_TIMEOUT, WARM_THREAD_NAME};
 pub use crate::registry::{SessionRegistry, DEFAULT_MAX_SESSIONS};
 pub use crate::session::{Session, SessionBuilder, MAX_NAME_CHARS};
 pub use crate::start::{ChildStart, Start};
+pub use crate::stats::{SessionState, SessionStats, Snapshot};
 pub use crate::supervisor::SessionSupervisor;
 pub use crate::tree::{ChildStrategy, DEFAULT_MAX_CHILDREN};
 

@@ -24,14 +24,16 @@ use parking_lot::Mutex;
 use crate::boundary::{catch, drop_quietly, quietly};
 use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
+use crate::idle::{watched, IdleWatch};
 use crate::mailbox::{mailbox, Inbox};
 use crate::pool::{Pool, Seat, HAND_OVER_SPIN};
-use crate::registry::Registry;
+use crate::registry::{Admission, Registry};
 use crate::restart::{first_init, supervise, Bodies};
 use crate::tree::{set_owner, ChildStrategy, Tree};
 use crate::wait::Wait;
 use crate::{
-    Error, ExitReason, ExitReport, RestartPolicy, Result, Session, SessionContext, SessionEvent,
+    AdmissionPolicy, Error, ExitReason, ExitReport, RestartPolicy, Result, Session, SessionContext,
+    SessionEvent,
 };
 
 /// What a supervisor shares with its session threads.
@@ -51,6 +53,12 @@ pub(crate) struct Shared<M> {
     pub(crate) init_timeout: Option<Duration>,
     /// Warm threads, if the supervisor keeps any.
     pub(crate) pool: Option<Arc<Pool>>,
+    /// What a start does at the limit.
+    pub(crate) admission: AdmissionPolicy,
+    /// Stops sessions that are idle for their idle timeout.
+    pub(crate) idle: IdleWatch,
+    /// The idle timeout of a start that chose none.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 /// The choices of one start.
@@ -58,6 +66,8 @@ pub(crate) struct Shared<M> {
 pub(crate) struct Options {
     pub(crate) policy: RestartPolicy,
     pub(crate) strategy: ChildStrategy,
+    /// Stopped after this long without activity, if set.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 /// How the first `init` went, told to the start by the session thread.
@@ -72,7 +82,11 @@ impl<M: Send + 'static> Shared<M> {
         bodies: S,
         options: Options,
     ) -> Result<Arc<SessionCell<M>>> {
-        let Options { policy, strategy } = options;
+        let Options {
+            policy,
+            strategy,
+            idle_timeout,
+        } = options;
         let id = session.id();
         policy.check(id)?;
         self.reap_finished();
@@ -85,10 +99,15 @@ impl<M: Send + 'static> Shared<M> {
         let (postbox, inbox) = mailbox(self.mailbox_capacity, spin);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let tree = Tree::new(id, strategy, self.max_children, policy);
-        let order = (seq, self.stop_timeout);
+        let order = (seq, self.stop_timeout, idle_timeout);
         let (cell, done) = SessionCell::new(session.clone(), order, postbox, tree);
         let cell = Arc::new(cell);
-        let session = self.registry.insert(session, Arc::clone(&cell))?;
+        if idle_timeout.is_some() {
+            self.idle
+                .start()
+                .map_err(|source| Error::Spawn { id, source })?;
+        }
+        let session = self.admit(session, &cell)?;
         let (answer_tx, answer_rx) = crossbeam_channel::bounded(1);
         let thread = SessionThread {
             shared: Arc::clone(self),
@@ -113,12 +132,53 @@ impl<M: Send + 'static> Shared<M> {
             other => other.map_err(|_| ()),
         };
         let reason = match answer {
-            Ok(Ok(())) => return Ok(cell),
+            Ok(Ok(())) => {
+                if idle_timeout.is_some() {
+                    self.idle.watch(watched(&cell));
+                }
+                return Ok(cell);
+            }
             Ok(Err(reason)) => reason,
             Err(()) => "the session thread ended before init finished".to_owned(),
         };
         cell.await_end(Wait::at_most(self.stop_timeout));
         Err(Error::StartFailed { id, reason })
+    }
+
+    /// Registers a session, as the admission policy says: at the limit, an evicting
+    /// policy stops a running session and registers this one in its place.
+    fn admit(&self, session: Session, cell: &Arc<SessionCell<M>>) -> Result<Session> {
+        if !self.admission.evicts() {
+            return self.registry.insert(session, Arc::clone(cell));
+        }
+        let id = session.id();
+        let policy = self.admission;
+        let slot = Arc::clone(cell);
+        let admitted = self
+            .registry
+            .insert_or_claim(session, slot, |cells| policy.claim(cells))?;
+        let (victim, place) = match admitted {
+            Admission::Inserted(session) => return Ok(session),
+            Admission::Claimed { victim, place } => (victim, place),
+        };
+        let victim_id = victim.id();
+        quietly(|| log::info!("session {id}: evicting session {victim_id} to make room"));
+        victim.request_stop();
+        match victim.await_end(Wait::at_most(self.stop_timeout)) {
+            Ended::Yes => place.insert(),
+            Ended::TimedOut => {
+                victim.abandon();
+                let timeout = self.stop_timeout;
+                quietly(|| {
+                    log::warn!("session {id}: not started, evicted session {victim_id} did not stop within {timeout:?}")
+                });
+                Err(Error::EvictionTimeout {
+                    id,
+                    victim: victim_id,
+                    timeout,
+                })
+            }
+        }
     }
 
     /// Spawns the session thread; unregisters the session if that fails, even if
@@ -207,7 +267,12 @@ impl<M> Shared<M> {
 fn log_exit(report: &ExitReport) {
     let (id, reason) = (report.id(), report.reason());
     match reason {
-        ExitReason::Normal | ExitReason::Stopped => log::info!("session {id} ended: {reason}"),
+        ExitReason::Normal
+        | ExitReason::Stopped
+        | ExitReason::Idle { .. }
+        | ExitReason::Evicted => {
+            log::info!("session {id} ended: {reason}");
+        }
         ExitReason::Panicked { .. } => log::warn!("session {id} ended: {reason}"),
         _ => log::error!("session {id} ended: {reason}"),
     }
@@ -286,7 +351,7 @@ impl<M: Send + 'static> SessionThread<M> {
         });
         cell.set_exit(ExitReport {
             session: cell.session(),
-            reason,
+            reason: cell.exit_reason(reason),
             restarts,
             run_time: began.elapsed(),
             children: cell.tree().ends(),
@@ -347,6 +412,7 @@ fn began<M>(
     if !begins {
         return false;
     }
+    cell.tracker().began();
     let (id, path) = (session.id(), session.project_path().display());
     quietly(|| log::info!("session {id} started: {:?} at {path}", session.name()));
     // The start waits on the other end.

@@ -2,7 +2,7 @@
 //! post into, the [`Inbox`] its body reads, and the [`Control`] items between them.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,7 +150,7 @@ pub(crate) enum Refused {
 pub(crate) struct Postbox<M> {
     /// Taken when the session stops or ends. A bounded channel keeps queued messages
     /// until its last sender is gone, so the cell (kept alive by handles) must let go.
-    letters: OwnLine<RwLock<Option<Sender<Control<M>>>>>,
+    letters: OwnLine<Letters<M>>,
     /// Disconnected when the letters are taken: wakes senders blocked on a full
     /// mailbox, so that none keeps it open once the session stops or ends.
     closing: Mutex<Option<Sender<Infallible>>>,
@@ -163,6 +163,15 @@ pub(crate) struct Postbox<M> {
 pub(crate) struct Inbox<M> {
     pub(crate) control: Receiver<Control<M>>,
     pub(crate) signals: Arc<Signals>,
+}
+
+/// The sender of a mailbox, and how many messages went through it.
+#[derive(Debug)]
+struct Letters<M> {
+    sender: RwLock<Option<Sender<Control<M>>>>,
+    /// Counted next to the lock every send takes anyway: one more write to a line the
+    /// sender holds already.
+    posted: AtomicU64,
 }
 
 /// Keeps a value on cache lines of its own: every send takes the mailbox's read lock,
@@ -180,7 +189,10 @@ pub(crate) fn mailbox<M>(capacity: Option<usize>, spin: Duration) -> (Postbox<M>
     let signals = Arc::new(Signals::new(spin));
     let (closing, closed) = crossbeam_channel::bounded(0);
     let postbox = Postbox {
-        letters: OwnLine(RwLock::new(Some(sender))),
+        letters: OwnLine(Letters {
+            sender: RwLock::new(Some(sender)),
+            posted: AtomicU64::new(0),
+        }),
         closing: Mutex::new(Some(closing)),
         closed,
         signals: Arc::clone(&signals),
@@ -193,12 +205,15 @@ impl<M> Postbox<M> {
     /// never blocking); else waits for room as `wait()` says, with a sender cloned out
     /// of the lock, so no lock is held while a send blocks.
     pub(crate) fn post(&self, message: M, wait: impl FnOnce() -> Wait) -> Result<(), (Refused, M)> {
-        let guard = self.letters.0.read();
+        let guard = self.letters.0.sender.read();
         let Some(letters) = guard.as_ref() else {
             return Err((Refused::Closed, message));
         };
         match letters.try_send(Control::Message(message)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.letters.0.posted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             Err(TrySendError::Disconnected(letter)) => Err((Refused::Closed, unwrap(letter))),
             Err(TrySendError::Full(letter)) => {
                 let letters = letters.clone();
@@ -231,9 +246,11 @@ impl<M> Postbox<M> {
             },
         };
         if ready.index() == send {
-            return ready
+            ready
                 .send(letters, Control::Message(message))
-                .map_err(|err| (Refused::Closed, unwrap(err.0)));
+                .map_err(|err| (Refused::Closed, unwrap(err.0)))?;
+            self.letters.0.posted.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
         }
         debug_assert_eq!(ready.index(), closed);
         let Err(_) = ready.recv(&self.closed);
@@ -278,8 +295,14 @@ impl<M> Postbox<M> {
         drop(self.take_letters());
     }
 
+    /// How many messages were queued, and how many of them wait still.
+    pub(crate) fn counts(&self) -> (u64, usize) {
+        let waiting = self.letters.0.sender.read().as_ref().map_or(0, Sender::len);
+        (self.letters.0.posted.load(Ordering::Relaxed), waiting)
+    }
+
     fn take_letters(&self) -> Option<Sender<Control<M>>> {
-        let letters = self.letters.0.write().take();
+        let letters = self.letters.0.sender.write().take();
         drop(self.closing.lock().take());
         letters
     }

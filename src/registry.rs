@@ -191,12 +191,59 @@ struct Inner<T> {
     by_age: BTreeMap<Age, Session>,
     /// Set once admission is closed for good (the supervisor is shutting down).
     closed: bool,
+    /// Places promised to starts that wait for an evicted session to end: counted
+    /// against the limit like entries.
+    reserved: usize,
 }
 
 #[derive(Debug)]
 struct Entry<T> {
     session: Session,
     slot: T,
+}
+
+/// How [`Registry::insert_or_claim`] admitted a session.
+#[derive(Debug)]
+pub(crate) enum Admission<'a, T> {
+    /// Inserted at once.
+    Inserted(Session),
+    /// The registry was full: `victim` was claimed to make room, and `place` holds the
+    /// session until the victim is gone.
+    Claimed {
+        victim: T,
+        place: Reservation<'a, T>,
+    },
+}
+
+/// A place reserved under the limit for a session that waits for room: given up when
+/// dropped unless the session was inserted.
+#[derive(Debug)]
+pub(crate) struct Reservation<'a, T> {
+    registry: &'a Registry<T>,
+    waiting: Option<(Session, T)>,
+}
+
+impl<T> Reservation<'_, T> {
+    /// Inserts the waiting session in the reserved place: checked again are shutdown,
+    /// id and path (another start may have taken the path meanwhile).
+    pub(crate) fn insert(mut self) -> Result<Session> {
+        let (session, slot) = self.waiting.take().expect("inserted once");
+        let mut inner = self.registry.inner.write();
+        inner.reserved -= 1;
+        if inner.closed {
+            return Err(Error::ShuttingDown);
+        }
+        inner.add(session, slot)
+    }
+}
+
+impl<T> Drop for Reservation<'_, T> {
+    fn drop(&mut self) {
+        if let Some(waiting) = self.waiting.take() {
+            self.registry.inner.write().reserved -= 1;
+            drop(waiting);
+        }
+    }
 }
 
 /// Where a session sorts among the others: oldest first, ties broken by id.
@@ -207,6 +254,39 @@ fn age(session: &Session) -> Age {
 }
 
 impl<T> Inner<T> {
+    /// Refuses a session whose id or path is registered.
+    fn check_unique(&self, session: &Session) -> Result<()> {
+        let id = session.id();
+        if self.by_id.contains_key(&id) {
+            return Err(Error::SessionExists { id });
+        }
+        if let Some(owner) = self.by_path.get(session.path_text()) {
+            let path = session.project_path().to_path_buf();
+            return Err(Error::ProjectAlreadyOpen { path, id: *owner });
+        }
+        Ok(())
+    }
+
+    /// Inserts a session unless its id or its path is registered.
+    fn add(&mut self, session: Session, slot: T) -> Result<Session> {
+        let id = session.id();
+        let HashEntry::Vacant(id_slot) = self.by_id.entry(id) else {
+            return Err(Error::SessionExists { id });
+        };
+        let path_slot = match self.by_path.entry(PathKey(session.clone())) {
+            HashEntry::Vacant(free) => free,
+            HashEntry::Occupied(taken) => {
+                let (path, id) = (session.project_path().to_path_buf(), *taken.get());
+                return Err(Error::ProjectAlreadyOpen { path, id });
+            }
+        };
+        path_slot.insert(id);
+        let copy = session.clone();
+        id_slot.insert(Entry { session, slot });
+        self.index(&copy);
+        Ok(copy)
+    }
+
     /// Adds `session` to the name and age indexes.
     fn index(&mut self, session: &Session) {
         let age = age(session);
@@ -239,6 +319,7 @@ impl<T> Registry<T> {
                 by_name: HashMap::new(),
                 by_age: BTreeMap::new(),
                 closed: false,
+                reserved: 0,
             }),
         }
     }
@@ -253,28 +334,49 @@ impl<T> Registry<T> {
         if inner.closed {
             return Err(Error::ShuttingDown);
         }
-        if inner.by_id.len() >= self.max_sessions {
+        self.check_room(&inner)?;
+        inner.add(session, slot)
+    }
+
+    /// Admits a session as [`insert`](Self::insert) does, except at the limit: there
+    /// `claim` may choose an entry to make room (and mark it as such), and the place
+    /// is reserved for this session until it is inserted or given up. Checked first:
+    /// shutdown, id, path, so that nothing is evicted for a start that would fail.
+    pub(crate) fn insert_or_claim(
+        &self,
+        session: Session,
+        slot: T,
+        claim: impl FnOnce(&mut dyn Iterator<Item = &T>) -> Option<T>,
+    ) -> Result<Admission<'_, T>> {
+        let mut inner = self.inner.write();
+        if inner.closed {
+            return Err(Error::ShuttingDown);
+        }
+        inner.check_unique(&session)?;
+        if self.check_room(&inner).is_ok() {
+            return inner.add(session, slot).map(Admission::Inserted);
+        }
+        let victim = claim(&mut inner.by_id.values().map(|entry| &entry.slot));
+        let Some(victim) = victim else {
+            return Err(Error::SessionLimitReached {
+                max: self.max_sessions,
+            });
+        };
+        inner.reserved += 1;
+        let place = Reservation {
+            registry: self,
+            waiting: Some((session, slot)),
+        };
+        Ok(Admission::Claimed { victim, place })
+    }
+
+    fn check_room(&self, inner: &Inner<T>) -> Result<()> {
+        if inner.by_id.len() + inner.reserved >= self.max_sessions {
             return Err(Error::SessionLimitReached {
                 max: self.max_sessions,
             });
         }
-        let inner = &mut *inner;
-        let id = session.id();
-        let HashEntry::Vacant(id_slot) = inner.by_id.entry(id) else {
-            return Err(Error::SessionExists { id });
-        };
-        let path_slot = match inner.by_path.entry(PathKey(session.clone())) {
-            HashEntry::Vacant(free) => free,
-            HashEntry::Occupied(taken) => {
-                let (path, id) = (session.project_path().to_path_buf(), *taken.get());
-                return Err(Error::ProjectAlreadyOpen { path, id });
-            }
-        };
-        path_slot.insert(id);
-        let copy = session.clone();
-        id_slot.insert(Entry { session, slot });
-        inner.index(&copy);
-        Ok(copy)
+        Ok(())
     }
 
     pub(crate) fn remove(&self, id: SessionId) -> Option<(Session, T)> {
@@ -346,6 +448,15 @@ impl<T> Registry<T> {
                 key: SessionKey::Name(name.to_owned()),
             }),
         }
+    }
+
+    /// What `each` makes of every entry, oldest first, all under one read lock.
+    pub(crate) fn map_all<R>(&self, mut each: impl FnMut(&Session, &T) -> R) -> Vec<R> {
+        let inner = self.inner.read();
+        let by_age = inner.by_age.iter();
+        by_age
+            .map(|((_, id), session)| each(session, &inner.by_id[id].slot))
+            .collect()
     }
 
     pub(crate) fn contains(&self, id: SessionId) -> bool {

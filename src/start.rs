@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -86,6 +87,14 @@ impl<'a, M> Start<'a, M> {
             options,
             init: None,
         }
+    }
+
+    /// Stops this session once it had no activity for `timeout`, instead of the
+    /// supervisor's [`SupervisorBuilder::idle_timeout`](crate::SupervisorBuilder::idle_timeout)
+    /// (see there). `Duration::MAX` means never.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Start<'a, M> {
+        self.options.idle_timeout = Some(timeout).filter(|t| *t != Duration::MAX);
+        self
     }
 
     /// Uses this restart policy instead of the supervisor's.

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
+use crate::idle::IdleWatch;
 use crate::lifecycle::{Options, Shared};
 use crate::pool::Pool;
 use crate::registry::Registry;
@@ -19,7 +20,8 @@ use crate::restart::Bodies;
 use crate::wait::Wait;
 use crate::{
     ChildHandle, Error, ExitReport, ReplyTo, Result, SendError, Session, SessionContext,
-    SessionHandle, SessionId, ShutdownReport, Start, Subscription, SupervisorBuilder,
+    SessionHandle, SessionId, SessionStats, ShutdownReport, Snapshot, Start, Subscription,
+    SupervisorBuilder,
 };
 
 /// Starts sessions on their own threads, tracks them in a registry, restarts them when
@@ -79,6 +81,9 @@ impl<M> SessionSupervisor<M> {
             child_strategy: builder.child_strategy,
             max_children: builder.max_children,
             init_timeout: builder.init_timeout,
+            admission: builder.admission,
+            idle: IdleWatch::default(),
+            idle_timeout: builder.idle_timeout,
             pool: (builder.warm_threads > 0).then(|| {
                 let timeout = builder.warm_thread_timeout;
                 Arc::new(Pool::new(builder.warm_threads, timeout, builder.stack_size))
@@ -152,6 +157,7 @@ impl<M> SessionSupervisor<M> {
         let options = Options {
             policy: self.shared.policy,
             strategy: self.shared.child_strategy,
+            idle_timeout: self.shared.idle_timeout,
         };
         Start::new(self, session, options)
     }
@@ -260,6 +266,7 @@ impl<M> SessionSupervisor<M> {
         if let Some(pool) = &self.shared.pool {
             pool.join_all(wait);
         }
+        self.shared.idle.close(wait);
         report
     }
 
@@ -452,6 +459,42 @@ impl<M> SessionSupervisor<M> {
     /// ```
     pub fn find_child(&self, id: SessionId, name: &str) -> Result<ChildHandle<M>> {
         self.cell(id)?.child(name)
+    }
+
+    /// The stats of a session, read without a message to it. See
+    /// [`SessionHandle::stats`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if no session has this id.
+    pub fn stats(&self, id: SessionId) -> Result<SessionStats> {
+        Ok(self.cell(id)?.stats())
+    }
+
+    /// Every registered session with its stats, and their count, taken under one read
+    /// lock: the count is the list's length, whatever starts and stops meanwhile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use session_supervisor::{stub, Session, SessionState, SessionSupervisor};
+    ///
+    /// let sup = SessionSupervisor::new();
+    /// let handle = sup.start_session(Session::new(std::env::temp_dir())?, stub::idle())?;
+    /// let snapshot = sup.snapshot();
+    /// assert_eq!(snapshot.count(), 1);
+    /// assert_eq!(snapshot.sessions()[0].id(), handle.id());
+    /// assert_eq!(snapshot.sessions()[0].state(), SessionState::Running);
+    /// # Ok::<(), session_supervisor::Error>(())
+    /// ```
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let registry = &self.shared.registry;
+        let sessions = registry.map_all(|session, cell| cell.stats_of(session.clone()));
+        Snapshot {
+            sessions,
+            max_sessions: registry.max_sessions(),
+        }
     }
 
     /// Whether a session with this id is registered (started and not yet ended).

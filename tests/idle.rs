@@ -1,0 +1,171 @@
+//! Idle timeouts: silence ends a session with `ExitReason::Idle`, reported and evented
+//! like any stop; messages and `touch` keep it alive.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{guard, recv_within, Projects, TIMEOUT};
+use session_supervisor::crossbeam_channel::{bounded, unbounded};
+use session_supervisor::{stub, ExitReason, SessionEvent, SessionState};
+
+/// An idle timeout far above any pause of a loaded machine between two touches.
+const IDLE: Duration = Duration::from_millis(500);
+
+#[test]
+fn silence_ends_a_session_as_idle_with_its_report_and_event() {
+    guard!(|| {
+        let projects = Projects::new(1);
+        let timeout = Duration::from_millis(50);
+        let sup = common::builder().idle_timeout(timeout).build();
+        let events = sup.subscribe();
+        let started = Instant::now();
+        let handle = sup
+            .start_session(projects.session(0), stub::idle())
+            .unwrap();
+
+        let report = handle.wait_timeout(TIMEOUT).expect("stopped when idle");
+        assert!(started.elapsed() >= timeout, "not before its timeout");
+        assert_eq!(report.reason(), &ExitReason::Idle { timeout });
+        assert_eq!(handle.stats().state(), SessionState::Ended);
+        let exited = events.wait_for(|e| matches!(e, SessionEvent::Exited { .. }), TIMEOUT);
+        match exited {
+            Some(SessionEvent::Exited { session, reason }) => {
+                assert_eq!(session.id(), handle.id());
+                assert_eq!(reason, ExitReason::Idle { timeout });
+            }
+            other => panic!("expected Exited, got {other:?}"),
+        }
+        assert_eq!(sup.count(), 0);
+    });
+}
+
+#[test]
+fn touch_keeps_a_session_alive_and_silence_then_ends_it() {
+    guard!(|| {
+        let projects = Projects::new(1);
+        let sup = common::supervisor();
+        let (done_tx, done) = bounded::<u32>(1);
+        let began = Instant::now();
+        let handle = sup
+            .start(projects.session(0))
+            .idle_timeout(IDLE)
+            .run(move |ctx| {
+                // Works without messages for three idle timeouts, touching as it goes.
+                let mut touches = 0;
+                while began.elapsed() < 3 * IDLE {
+                    if ctx.wait_for_stop_timeout(Duration::from_millis(5)) {
+                        break;
+                    }
+                    ctx.touch();
+                    touches += 1;
+                }
+                let _ = done_tx.send(touches);
+                ctx.wait_for_stop();
+            })
+            .unwrap();
+        recv_within(&done, "the work to end");
+        assert!(
+            began.elapsed() >= 3 * IDLE,
+            "the work ran to its end: not stopped while it touched"
+        );
+        let report = handle.wait_timeout(TIMEOUT).expect("stopped once silent");
+        assert_eq!(report.reason(), &ExitReason::Idle { timeout: IDLE });
+    });
+}
+
+#[test]
+fn messages_keep_a_session_alive() {
+    guard!(|| {
+        let projects = Projects::new(1);
+        let sup = common::builder().messages::<u32>().build();
+        let (took_tx, took) = unbounded::<u32>();
+        let handle = sup
+            .start(projects.session(0))
+            .idle_timeout(IDLE)
+            .run(move |ctx| {
+                while let Some(n) = ctx.recv() {
+                    took_tx.send(n).unwrap();
+                }
+            })
+            .unwrap();
+        let began = Instant::now();
+        let mut n = 0;
+        while began.elapsed() < 3 * IDLE {
+            handle.send(n).expect("still running");
+            assert_eq!(recv_within(&took, "the message"), n);
+            // Paced by a wait for the stop of the session: it must not come.
+            assert!(handle.wait_timeout(Duration::from_millis(5)).is_none());
+            n += 1;
+        }
+        let report = handle.wait_timeout(TIMEOUT).expect("stopped once silent");
+        assert_eq!(report.reason(), &ExitReason::Idle { timeout: IDLE });
+    });
+}
+
+#[test]
+fn a_body_that_reads_its_mailbox_itself_is_kept_alive_by_its_messages() {
+    guard!(|| {
+        let projects = Projects::new(1);
+        let sup = common::builder().messages::<u32>().build();
+        let (took_tx, took) = unbounded::<u32>();
+        let handle = sup
+            .start(projects.session(0))
+            .idle_timeout(IDLE)
+            .run(move |ctx| {
+                // Reads the raw channel: no activity recorded by a receive.
+                for item in ctx.control() {
+                    match item {
+                        session_supervisor::Control::Message(n) => took_tx.send(n).unwrap(),
+                        session_supervisor::Control::Stop => break,
+                    }
+                }
+            })
+            .unwrap();
+        let began = Instant::now();
+        let mut n = 0;
+        while began.elapsed() < 3 * IDLE {
+            handle.send(n).expect("still running");
+            assert_eq!(recv_within(&took, "the message"), n);
+            assert!(handle.wait_timeout(Duration::from_millis(5)).is_none());
+            n += 1;
+        }
+        let report = handle.wait_timeout(TIMEOUT).expect("stopped once silent");
+        assert_eq!(report.reason(), &ExitReason::Idle { timeout: IDLE });
+    });
+}
+
+#[test]
+fn a_start_without_an_idle_timeout_is_not_stopped_for_idleness() {
+    guard!(|| {
+        let projects = Projects::new(2);
+        let sup = common::supervisor();
+        let quiet = sup
+            .start_session(projects.session(0), stub::idle())
+            .unwrap();
+        let idle = sup
+            .start(projects.session(1))
+            .idle_timeout(Duration::from_millis(20))
+            .run(stub::idle())
+            .unwrap();
+        let report = idle.wait_timeout(TIMEOUT).expect("the one with a timeout");
+        assert!(matches!(report.reason(), ExitReason::Idle { .. }));
+        // The quiet one was started first and has been silent longer.
+        assert!(sup.session_running(quiet.id()));
+        assert_eq!(quiet.stop().unwrap().reason(), &ExitReason::Stopped);
+    });
+}
+
+#[test]
+fn a_stop_before_the_idle_timeout_is_a_plain_stop() {
+    guard!(|| {
+        let projects = Projects::new(1);
+        let sup = common::builder()
+            .idle_timeout(Duration::from_secs(60))
+            .build();
+        let handle = sup
+            .start_session(projects.session(0), stub::idle())
+            .unwrap();
+        assert_eq!(handle.stop().unwrap().reason(), &ExitReason::Stopped);
+    });
+}

@@ -29,16 +29,23 @@ use session_supervisor::crossbeam_channel::{
     select, unbounded, Receiver, RecvTimeoutError, Sender,
 };
 use session_supervisor::{
-    Error, ExitReason, ExitReport, Restart, RestartPolicy, Session, SessionContext, SessionHandle,
-    SessionId, SessionKey, SessionRegistry, SessionSupervisor, MAX_NAME_CHARS,
+    AdmissionPolicy, Error, ExitReason, ExitReport, Restart, RestartPolicy, Session,
+    SessionContext, SessionHandle, SessionId, SessionKey, SessionRegistry, SessionSupervisor,
+    MAX_NAME_CHARS,
 };
 
 const IDS: usize = 4;
 const PATHS: usize = 4;
+/// The ids and paths of a case with an evicting policy: more than the limit by more, so
+/// that a start with an id and a path of its own often finds the supervisor full.
+const SPREAD: usize = 6;
 const MAX_SESSIONS: usize = 3;
 /// Restarts allowed per session; the window is long enough to hold every restart of a case.
 const MAX_RESTARTS: u32 = 2;
 const PANIC_MESSAGE: &str = "commanded panic";
+/// The idle timeout of a session started to be stopped for idleness: the harness waits
+/// for that stop right after the start.
+const IDLE_OUT: Duration = Duration::from_millis(1);
 
 /// Names given to sessions: valid ones (one needs a trim, one is 30 two-byte characters,
 /// one is exactly 50 characters) and invalid ones (empty, blank, a control character,
@@ -88,10 +95,10 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let projects = Projects::new(PATHS);
+        let projects = Projects::new(SPREAD);
         World {
-            ids: (0..IDS).map(|_| SessionId::new()).collect(),
-            paths: (0..PATHS).map(|i| projects.path(i)).collect(),
+            ids: (0..SPREAD).map(|_| SessionId::new()).collect(),
+            paths: (0..SPREAD).map(|i| projects.path(i)).collect(),
             projects,
         }
     }
@@ -200,10 +207,16 @@ impl Table {
 
     /// Admission: the limit, then the id, then the path.
     fn admit(&self, session: &Session) -> Result<(), Failure> {
-        let path = session.project_path();
         if self.by_id.len() >= self.max {
-            Err(Failure::LimitReached { max: self.max })
-        } else if self.by_id.contains_key(&session.id()) {
+            return Err(Failure::LimitReached { max: self.max });
+        }
+        self.unique(session)
+    }
+
+    /// The id, then the path.
+    fn unique(&self, session: &Session) -> Result<(), Failure> {
+        let path = session.project_path();
+        if self.by_id.contains_key(&session.id()) {
             Err(Failure::Exists(session.id()))
         } else if let Some(owner) = self.by_path.get(path) {
             let (path, id) = (path.to_path_buf(), *owner);
@@ -700,6 +713,8 @@ enum Body {
 enum Command {
     Exit,
     Panic,
+    /// Marks the session active (`ctx.touch()`).
+    Touch,
 }
 
 /// What a body tells the test, so that the test waits for events, never for time.
@@ -709,6 +724,8 @@ enum Ack {
     Running(u32),
     /// An idle body received a command and ignored it.
     Ignored,
+    /// The body marked its session active.
+    Touched,
 }
 
 fn body(
@@ -724,6 +741,10 @@ fn body(
                 recv(commands) -> command => match (kind, command) {
                     // The test is done with this session: wait for the supervisor's stop.
                     (_, Err(_)) => return ctx.wait_for_stop(),
+                    (_, Ok(Command::Touch)) => {
+                        ctx.touch();
+                        drop(acks.send(Ack::Touched));
+                    }
                     (Body::Idle, Ok(_)) => drop(acks.send(Ack::Ignored)),
                     (Body::Obedient, Ok(Command::Exit)) => return,
                     (Body::Obedient, Ok(Command::Panic)) => panic!("{PANIC_MESSAGE}"),
@@ -741,6 +762,8 @@ enum Op {
         spelling: Spelling,
         name: usize,
         body: Body,
+        /// Started with a tiny idle timeout: it ends as idle right away.
+        idle_out: bool,
     },
     Stop {
         id: usize,
@@ -751,6 +774,10 @@ enum Op {
     },
     /// Tells the body to panic.
     Panic {
+        id: usize,
+    },
+    /// Tells the body to mark its session active.
+    Touch {
         id: usize,
     },
     Rename {
@@ -767,16 +794,25 @@ fn body_kind() -> impl Strategy<Value = Body> {
 
 /// An op; `commands` weighs exits and panics against starts (40) and stops (12).
 /// Shutdown is rare: the ops after it only check that nothing starts any more.
-fn op(commands: u32) -> impl Strategy<Value = Op> {
-    let start = (id(), path(), spelling(), name(), body_kind());
+fn op(commands: u32, spread: usize) -> impl Strategy<Value = Op> {
+    let (id, path) = (0..spread, 0..spread);
+    let start = (
+        id.clone(),
+        path,
+        spelling(),
+        name(),
+        body_kind(),
+        prop::bool::weighted(0.15),
+    );
     prop_oneof![
-        40 => start.prop_map(|(id, path, spelling, name, body)| {
-            Op::Start { id, path, spelling, name, body }
+        40 => start.prop_map(|(id, path, spelling, name, body, idle_out)| {
+            Op::Start { id, path, spelling, name, body, idle_out }
         }),
-        12 => id().prop_map(|id| Op::Stop { id }),
-        commands => id().prop_map(|id| Op::Exit { id }),
-        commands => id().prop_map(|id| Op::Panic { id }),
-        12 => (id(), name()).prop_map(|(id, name)| Op::Rename { id, name }),
+        24 => id.clone().prop_map(|id| Op::Touch { id }),
+        12 => id.clone().prop_map(|id| Op::Stop { id }),
+        commands => id.clone().prop_map(|id| Op::Exit { id }),
+        commands => id.clone().prop_map(|id| Op::Panic { id }),
+        12 => (id, name()).prop_map(|(id, name)| Op::Rename { id, name }),
         8 => query().prop_map(Op::Lookup),
         1 => Just(Op::Shutdown),
     ]
@@ -788,6 +824,8 @@ struct Live {
     seq: u64,
     body: Body,
     restarts: u32,
+    /// When it was last active, in the order of the case's activities.
+    active: u64,
 }
 
 /// What a session does next, as the model predicts it and as the test sees it.
@@ -807,24 +845,45 @@ struct Model {
     next_seq: u64,
     shut_down: bool,
     restart: Restart,
+    admission: AdmissionPolicy,
 }
 
 impl Model {
-    fn new(restart: Restart) -> Model {
+    fn new((restart, admission): Param) -> Model {
         Model {
-            table: Table::new(MAX_SESSIONS),
+            table: Table::new(limit(admission)),
             live: BTreeMap::new(),
             next_seq: 0,
             shut_down: false,
             restart,
+            admission,
         }
     }
 
-    fn admit(&self, session: &Session) -> Result<(), Failure> {
+    /// Admission: `Ok(Some(victim))` if the start evicts `victim` to make room. An
+    /// evicting policy checks the id and the path before the limit.
+    fn admit(&self, session: &Session) -> Result<Option<SessionId>, Failure> {
         if self.shut_down {
             return Err(Failure::ShuttingDown);
         }
-        self.table.admit(session)
+        if self.admission == AdmissionPolicy::Reject {
+            return self.table.admit(session).map(|()| None);
+        }
+        self.table.unique(session)?;
+        if self.table.by_id.len() < self.table.max {
+            return Ok(None);
+        }
+        let victim = match self.admission {
+            AdmissionPolicy::EvictIdlest => self
+                .live
+                .iter()
+                .min_by_key(|(_, live)| (live.active, live.seq)),
+            _ => self.live.iter().min_by_key(|(_, live)| live.seq),
+        };
+        let victim = victim.map(|(id, _)| *id);
+        victim.map(Some).ok_or(Failure::LimitReached {
+            max: self.table.max,
+        })
     }
 
     fn start(&mut self, session: Session, body: Body) {
@@ -836,6 +895,7 @@ impl Model {
                 seq,
                 body,
                 restarts,
+                active: seq,
             },
         );
         self.table.insert(session);
@@ -860,6 +920,12 @@ impl Model {
             .get_mut(&id)
             .expect("only running sessions get commands");
         let last_panic = match (live.body, command) {
+            (_, Command::Touch) => {
+                // After every start and every touch so far.
+                live.active = self.next_seq;
+                self.next_seq += 1;
+                return Event::Ack(Ack::Touched);
+            }
             (Body::Idle, _) => return Event::Ack(Ack::Ignored),
             (Body::Obedient, Command::Exit) => None,
             (Body::Obedient, Command::Panic) => Some(PANIC_MESSAGE.to_owned()),
@@ -917,17 +983,19 @@ fn summary(report: &ExitReport) -> (SessionId, ExitReason, u32) {
 }
 
 impl<'w> Harness<'w> {
-    fn new(world: &'w World, restart: Restart) -> Harness<'w> {
+    fn new(world: &'w World, param: Param) -> Harness<'w> {
+        let (restart, admission) = param;
         let policy = RestartPolicy::new(restart).intensity(MAX_RESTARTS, Duration::from_secs(3600));
         let sup = common::builder()
-            .max_sessions(MAX_SESSIONS)
+            .max_sessions(limit(admission))
             .stop_timeout(TIMEOUT)
             .restart_policy(policy)
+            .admission(admission)
             .build();
         Harness {
             world,
             sup,
-            model: Model::new(restart),
+            model: Model::new(param),
             wires: BTreeMap::new(),
         }
     }
@@ -940,10 +1008,12 @@ impl<'w> Harness<'w> {
                 spelling,
                 name,
                 body,
-            } => self.start(id, path, spelling, name, body),
+                idle_out,
+            } => self.start(id, path, spelling, name, (body, idle_out)),
             Op::Stop { id } => self.stop(self.world.ids[id]),
             Op::Exit { id } => self.command(self.world.ids[id], Command::Exit),
             Op::Panic { id } => self.command(self.world.ids[id], Command::Panic),
+            Op::Touch { id } => self.command(self.world.ids[id], Command::Touch),
             Op::Rename { id, name } => self.rename(self.world.ids[id], NAMES[name]),
             Op::Lookup(query) => check_query(&self.sup, &self.model.table, self.world, query),
             Op::Shutdown => self.shutdown(),
@@ -956,29 +1026,47 @@ impl<'w> Harness<'w> {
         path: usize,
         spelling: Spelling,
         name: usize,
-        kind: Body,
+        (kind, idle_out): (Body, bool),
     ) -> TestCaseResult {
         let Some(session) = self.world.build(id, path, spelling, name)? else {
             return Ok(());
         };
         let (commands, command_rx) = unbounded();
         let (ack_tx, acks) = unbounded();
-        let started = seen(
-            self.sup
-                .start_session(session.clone(), body(kind, command_rx, ack_tx)),
-        );
-        let expected = self.model.admit(&session).map(|()| session.id());
+        let mut start = self.sup.start(session.clone());
+        if idle_out {
+            start = start.idle_timeout(IDLE_OUT);
+        }
+        let started = seen(start.run(body(kind, command_rx, ack_tx)));
+        let expected = self.model.admit(&session);
         let got = started.as_ref().map(|h| h.id()).map_err(Clone::clone);
-        prop_assert_eq!(got, expected, "start_session");
-        if let Ok(handle) = started {
-            let wires = Wires {
-                handle,
-                commands,
-                acks,
-            };
-            prop_assert_eq!(wires.next_event(), Event::Ack(Ack::Running(0)), "first run");
-            self.wires.insert(session.id(), wires);
-            self.model.start(session, kind);
+        let expected_id = expected.clone().map(|_| session.id());
+        prop_assert_eq!(got, expected_id, "start_session");
+        let Ok(handle) = started else {
+            return Ok(());
+        };
+        if let Ok(Some(victim)) = expected {
+            // Evicted before the start returned.
+            let wires = &self.wires[&victim];
+            let restarts = self.model.live[&victim].restarts;
+            let evicted = Event::Ended(Some((victim, ExitReason::Evicted, restarts)));
+            prop_assert_eq!(wires.next_event(), evicted, "the victim of the eviction");
+            self.ended(victim, (victim, ExitReason::Evicted, restarts))?;
+        }
+        let wires = Wires {
+            handle,
+            commands,
+            acks,
+        };
+        prop_assert_eq!(wires.next_event(), Event::Ack(Ack::Running(0)), "first run");
+        self.wires.insert(session.id(), wires);
+        self.model.start(session.clone(), kind);
+        if idle_out {
+            let id = session.id();
+            let idle = ExitReason::Idle { timeout: IDLE_OUT };
+            let event = self.wires[&id].next_event();
+            prop_assert_eq!(&event, &Event::Ended(Some((id, idle.clone(), 0))), "idle");
+            self.ended(id, (id, idle, 0))?;
         }
         Ok(())
     }
@@ -1077,7 +1165,7 @@ impl<'w> Harness<'w> {
             self.model.shut_down,
             "is_shut_down"
         );
-        prop_assert_eq!(self.sup.max_sessions(), MAX_SESSIONS);
+        prop_assert_eq!(self.sup.max_sessions(), self.model.table.max);
         let started: Vec<SessionId> = self.sup.list_sessions().iter().map(|h| h.id()).collect();
         prop_assert_eq!(started, self.model.started(), "list_sessions (start order)");
         for (&id, wires) in &self.wires {
@@ -1089,8 +1177,19 @@ impl<'w> Harness<'w> {
     }
 }
 
-fn supervisor_property(world: &World, restart: &Restart, ops: &[Op]) -> TestCaseResult {
-    let harness = RefCell::new(Harness::new(world, *restart));
+/// A case's restart rule and admission policy.
+type Param = (Restart, AdmissionPolicy);
+
+/// The session limit of a case: one less with an evicting policy (see [`SPREAD`]).
+fn limit(admission: AdmissionPolicy) -> usize {
+    match admission {
+        AdmissionPolicy::Reject => MAX_SESSIONS,
+        _ => MAX_SESSIONS - 1,
+    }
+}
+
+fn supervisor_property(world: &World, param: &Param, ops: &[Op]) -> TestCaseResult {
+    let harness = RefCell::new(Harness::new(world, *param));
     run_steps(
         ops,
         |op| harness.borrow_mut().step(op),
@@ -1098,17 +1197,39 @@ fn supervisor_property(world: &World, restart: &Restart, ops: &[Op]) -> TestCase
     )
 }
 
-fn temporary_case() -> impl Strategy<Value = (Restart, Vec<Op>)> {
-    (Just(Restart::Temporary), vec(op(16), 1..48))
+/// Mostly refusing at the limit, as by default; an evicting policy in half the cases.
+fn admission() -> impl Strategy<Value = AdmissionPolicy> {
+    prop_oneof![
+        2 => Just(AdmissionPolicy::Reject),
+        1 => Just(AdmissionPolicy::EvictOldest),
+        1 => Just(AdmissionPolicy::EvictIdlest),
+    ]
 }
 
-fn restarting_case() -> impl Strategy<Value = (Restart, Vec<Op>)> {
+/// The ops of a case with this admission policy: over more ids and paths if it evicts.
+fn ops(commands: u32, admission: AdmissionPolicy) -> impl Strategy<Value = Vec<Op>> {
+    let spread = match admission {
+        AdmissionPolicy::Reject => IDS,
+        _ => SPREAD,
+    };
+    vec(op(commands, spread), 1..48)
+}
+
+fn temporary_case() -> impl Strategy<Value = (Param, Vec<Op>)> {
+    let param = (Just(Restart::Temporary), admission());
+    param.prop_flat_map(|param| (Just(param), ops(16, param.1)))
+}
+
+fn restarting_case() -> impl Strategy<Value = (Param, Vec<Op>)> {
     let restart = prop_oneof![Just(Restart::Transient), Just(Restart::Permanent)];
     // Enough commands that sessions run into their restart limit.
-    (restart, vec(op(40), 1..48))
+    let param = (restart, admission());
+    param.prop_flat_map(|param| (Just(param), ops(40, param.1)))
 }
 
-/// Temporary sessions: an exit or a panic of the body ends the session for good.
+/// Temporary sessions: an exit or a panic of the body ends the session for good. In
+/// every property, some starts carry a tiny idle timeout and end as idle, and half the
+/// cases evict the oldest or the idlest session when a start finds the supervisor full.
 #[test]
 fn supervisor_matches_its_model() {
     run(

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::attribution::in_session_span;
 use crate::boundary::{catch, drop_quietly, quietly};
 use crate::cell::SessionCell;
 use crate::lifecycle::{arm, Shared};
@@ -316,7 +317,9 @@ impl<M: Send + 'static> ChildThread<M> {
             done: Some(done),
         });
         let cell = Arc::clone(&self.cell);
-        let reason = catch(|| self.live(bodies)).unwrap_or_else(|message| {
+        let session = self.session.session();
+        let live = || in_session_span(&session, Some(&cell.name), || self.live(bodies));
+        let reason = catch(live).unwrap_or_else(|message| {
             let message = format!("the child thread failed: {message}");
             ExitReason::Panicked { message }
         });

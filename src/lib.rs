@@ -311,6 +311,54 @@
 //!
 //! The `warm_threads` example compares the two on the same projects.
 //!
+//! # Running many projects
+//!
+//! A program that keeps a session per open project (an editor, an agent host) has a
+//! limit, and needs to see what its sessions do without asking each one (a stuck one
+//! never answers). [`SessionHandle::stats`] reads a session's [`SessionState`]
+//! (starting, running, restarting until a deadline, stopping, ended), uptime,
+//! restarts, last crash, mailbox depth, message counts and last activity from its own
+//! counters; [`SessionSupervisor::snapshot`] takes them for every session under one
+//! read lock. An idle timeout stops a session that had no activity (a message or call
+//! its body took, or a [`SessionContext::touch`]) for that long, with
+//! [`ExitReason::Idle`]; an evicting [`AdmissionPolicy`] lets a start at the limit stop
+//! the least recently active (or the oldest) running session and take its place, with
+//! [`ExitReason::Evicted`], as one atomic decision.
+//!
+//! ```
+//! use std::time::Duration;
+//! use session_supervisor::{stub, AdmissionPolicy, ExitReason, Session, SessionSupervisor};
+//!
+//! let base = std::env::temp_dir().join(format!("many-doc-{}", std::process::id()));
+//! let dirs: Vec<_> = (0..3).map(|i| base.join(i.to_string())).collect();
+//! dirs.iter().for_each(|dir| std::fs::create_dir_all(dir).unwrap());
+//!
+//! let sup = SessionSupervisor::builder()
+//!     .max_sessions(2)
+//!     .admission(AdmissionPolicy::EvictIdlest)
+//!     .idle_timeout(Duration::from_secs(30 * 60)) // closed after half an hour unused
+//!     .build();
+//! let first = sup.start_session(Session::new(&dirs[0])?, stub::idle())?;
+//! let second = sup.start_session(Session::new(&dirs[1])?, |ctx| {
+//!     while ctx.recv().is_some() {} // each message taken is activity
+//! })?;
+//! second.send(())?;
+//!
+//! // Full: the third project evicts the least recently active one, the first.
+//! let third = sup.start_session(Session::new(&dirs[2])?, stub::idle())?;
+//! let report = first.wait_timeout(Duration::from_secs(5)).expect("evicted");
+//! assert_eq!(report.reason(), &ExitReason::Evicted);
+//!
+//! let snapshot = sup.snapshot();
+//! assert_eq!(snapshot.count(), 2);
+//! for stats in snapshot.sessions() {
+//!     println!("{} {:?}, idle for {:?}", stats.session().name(), stats.state(), stats.idle_for());
+//! }
+//! # drop((sup, third));
+//! # std::fs::remove_dir_all(base).unwrap();
+//! # Ok::<(), session_supervisor::Error>(())
+//! ```
+//!
 //! # Shutdown
 //!
 //! [`SessionSupervisor::shutdown`] (or dropping the supervisor) asks every session to
@@ -378,12 +426,17 @@
 //! - `serde`: `Serialize` and `Deserialize` for [`SessionId`] and [`Session`], to save
 //!   a session list and restore it. A restored session is validated again: its
 //!   directory must still exist.
+//! - `tracing`: each session thread runs (every run and restart of its body) inside a
+//!   `tracing` span named `session` with the fields `id`, `name` and `path`, and each
+//!   child's thread inside one with `child` as well, so the body's own `tracing`
+//!   events are attributed to their session. The crate's own output stays on `log`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
 mod admission;
+mod attribution;
 mod body;
 mod boundary;
 mod builder;

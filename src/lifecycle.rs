@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
+use crate::attribution::in_session_span;
 use crate::boundary::{catch, drop_quietly, quietly};
 use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
@@ -345,7 +346,9 @@ impl<M: Send + 'static> SessionThread<M> {
             arm(guard)
         };
         let cell = Arc::clone(&self.cell);
-        let (reason, restarts) = catch(|| self.live(bodies)).unwrap_or_else(|message| {
+        let session = self.session.clone();
+        let live = || in_session_span(&session, None, || self.live(bodies));
+        let (reason, restarts) = catch(live).unwrap_or_else(|message| {
             let message = format!("the session thread failed: {message}");
             (ExitReason::Panicked { message }, 0)
         });

@@ -114,6 +114,8 @@ pub struct SessionContext<M = ()> {
     has_children: Cell<bool>,
     /// Messages taken since the last activity was recorded.
     unrecorded: Cell<u32>,
+    /// Whether a receive found the mailbox empty since the last message taken.
+    drained: Cell<bool>,
 }
 
 /// Whose context it is: a session's body, which can start children, or a child's.
@@ -169,6 +171,7 @@ impl<M> SessionContext<M> {
             role,
             has_children: Cell::new(false),
             unrecorded: Cell::new(0),
+            drained: Cell::new(false),
         }
     }
 
@@ -422,7 +425,7 @@ impl<M> SessionContext<M> {
         if self.stop_requested() {
             return None;
         }
-        match self.next_item(Wait::Forever) {
+        match self.take(Wait::Forever) {
             Ok(Control::Message(message)) if self.hands_over() => Some(self.took(message)),
             _ => None,
         }
@@ -438,7 +441,7 @@ impl<M> SessionContext<M> {
         if self.stop_requested() {
             return Err(RecvTimeoutError::Stopped);
         }
-        match self.next_item(Wait::at_most(timeout)) {
+        match self.take(Wait::at_most(timeout)) {
             Ok(Control::Message(message)) if self.hands_over() => Ok(self.took(message)),
             Err(ChannelTimeout::Timeout) => Err(RecvTimeoutError::Timeout),
             _ => Err(RecvTimeoutError::Stopped),
@@ -457,7 +460,10 @@ impl<M> SessionContext<M> {
         }
         match self.inbox.control.try_recv() {
             Ok(Control::Message(message)) if self.hands_over() => Ok(self.took(message)),
-            Err(crossbeam_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                self.drained.set(true);
+                Err(TryRecvError::Empty)
+            }
             _ => Err(TryRecvError::Stopped),
         }
     }
@@ -508,11 +514,25 @@ impl<M> SessionContext<M> {
         }
     }
 
-    /// Records the activity of a message taken: when the mailbox is empty after it (a
-    /// burst ended), or every 64 messages, so the clock is not read per message.
+    /// The next item: at once if one is queued, else waited for as `wait` allows (and
+    /// the mailbox is then known to have been empty).
+    fn take(&self, wait: Wait) -> std::result::Result<Control<M>, ChannelTimeout> {
+        match self.inbox.control.try_recv() {
+            Ok(item) => return Ok(item),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                return Err(ChannelTimeout::Disconnected)
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => self.drained.set(true),
+        }
+        self.next_item(wait)
+    }
+
+    /// Records the activity of a message taken: the first after the mailbox was found
+    /// empty (a message the body waited for), and every 64th of a backlog. The clock is
+    /// not read per message, and nothing the senders write is read to decide.
     fn took(&self, message: M) -> M {
         let taken = self.unrecorded.get() + 1;
-        if taken >= 64 || self.inbox.control.is_empty() {
+        if self.drained.replace(false) || taken >= 64 {
             self.unrecorded.set(0);
             self.touch();
         } else {

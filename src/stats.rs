@@ -161,9 +161,10 @@ impl SessionStats {
     /// [`try_recv`](crate::SessionContext::try_recv), or last called
     /// [`touch`](crate::SessionContext::touch); its start if neither happened yet.
     ///
-    /// A burst of messages read back to back counts as activity when the burst's last
-    /// message was read (and at least every 64 messages): the clock is not read per
-    /// message.
+    /// The clock is not read per message: a message the body waited for (its mailbox
+    /// was empty) is recorded when it is taken, and a backlog read back to back every
+    /// 64 messages. A body that works a long time on one message, or reads
+    /// [`control`](crate::SessionContext::control) itself, calls `touch`.
     #[must_use]
     pub fn last_activity(&self) -> Instant {
         self.last_activity

@@ -10,6 +10,9 @@
 //!
 //! `start/*` and `stop/*` time the two halves of the same cycle separately.
 //!
+//! `evict`: a start at the limit that evicts the running session (see
+//! `evicting_cycle`), against `session`.
+//!
 //! `warm`: the same cycle on a supervisor with one warm thread, parked before the
 //! clock starts and again after every stop: the start hands the session to it instead
 //! of spawning, the stop waits for the end as always, and the thread parks again. The
@@ -22,9 +25,10 @@ mod common;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use crossbeam_channel::{bounded, unbounded, Sender};
-use session_supervisor::{stub, Session, SessionSupervisor};
+use session_supervisor::{stub, AdmissionPolicy, Session, SessionSupervisor};
 
 use common::TempDirs;
 
@@ -82,11 +86,34 @@ fn whole_cycle(c: &mut Criterion, sup: &SessionSupervisor, session: &Session) {
         1,
         "every cycle ran on the parked thread"
     );
+    evicting_cycle(&mut group, session);
     // The crate names each thread after its session; this shows what naming costs.
     group.bench_function("bare_named", |b| {
         b.iter(|| Bare::start(Some(session.name())).stop())
     });
     group.finish();
+}
+
+/// `evict`: a start at the limit (1) that evicts the running session: the victim's stop
+/// and join, then the new session's registration and start, in one call. Two sessions
+/// on two directories take turns; the target is at most 2.5x `session`.
+fn evicting_cycle(group: &mut BenchmarkGroup<'_, WallTime>, session: &Session) {
+    let dirs = TempDirs::new("start-stop-evict", 1);
+    let sessions = [session.clone(), common::session(&dirs.dirs()[0])];
+    let sup = SessionSupervisor::builder()
+        .max_sessions(1)
+        .admission(AdmissionPolicy::EvictOldest)
+        .build();
+    sup.start_session(sessions[0].clone(), stub::idle()).unwrap();
+    let mut next = 1;
+    group.bench_function("evict", |b| {
+        b.iter(|| {
+            let handle = sup.start_session(sessions[next].clone(), stub::idle());
+            next = 1 - next;
+            handle.unwrap()
+        })
+    });
+    assert_eq!(sup.count(), 1, "each start took the place of the one before");
 }
 
 fn halves(c: &mut Criterion, sup: &SessionSupervisor, session: &Session) {

@@ -104,7 +104,8 @@ fn evicting_cycle(group: &mut BenchmarkGroup<'_, WallTime>, session: &Session) {
         .max_sessions(1)
         .admission(AdmissionPolicy::EvictOldest)
         .build();
-    sup.start_session(sessions[0].clone(), stub::idle()).unwrap();
+    sup.start_session(sessions[0].clone(), stub::idle())
+        .unwrap();
     let mut next = 1;
     group.bench_function("evict", |b| {
         b.iter(|| {
@@ -113,7 +114,11 @@ fn evicting_cycle(group: &mut BenchmarkGroup<'_, WallTime>, session: &Session) {
             handle.unwrap()
         })
     });
-    assert_eq!(sup.count(), 1, "each start took the place of the one before");
+    assert_eq!(
+        sup.count(),
+        1,
+        "each start took the place of the one before"
+    );
 }
 
 fn halves(c: &mut Criterion, sup: &SessionSupervisor, session: &Session) {

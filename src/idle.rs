@@ -131,7 +131,14 @@ fn watch(sessions: &Receiver<Weak<dyn Watched>>, done: Sender<Infallible>) {
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
-        watched.retain_mut(|entry| catch(|| entry.check(now)).unwrap_or(false));
+        if next.is_none_or(|due| due > now) {
+            // Woken to watch one more: nothing is due yet.
+            continue;
+        }
+        watched.retain_mut(|entry| {
+            let due = entry.due.is_some_and(|due| due <= now);
+            !due || catch(|| entry.check(now)).unwrap_or(false)
+        });
     }
     drop(done);
 }
@@ -153,9 +160,11 @@ impl Entry {
         let watched = session.upgrade()?;
         let active_at = watched.last_activity();
         let timeout = watched.idle_timeout()?;
+        // A timeout past the clock's range never runs out: nothing to watch.
+        let due = Some(active_at.checked_add(timeout)?);
         Some(Entry {
             messages: watched.messages(),
-            due: active_at.checked_add(timeout),
+            due,
             session,
             timeout,
             active_at,
@@ -187,7 +196,8 @@ impl Entry {
                 session.stop_idle();
                 false
             }
-            _ => true,
+            Some(_) => true,
+            None => false,
         }
     }
 }

@@ -263,6 +263,8 @@ impl<M> SupervisorBuilder<M> {
     ///
     /// One thread per supervisor, started with the first session that has an idle
     /// timeout, watches them all; it sleeps until the earliest moment one could be idle.
+    /// A zero timeout stops a session as soon as the watcher sees it started;
+    /// `Duration::MAX` (or anything past the clock's range) means never.
     ///
     /// # Examples
     ///

@@ -4,9 +4,9 @@
 use std::fmt::Debug;
 
 use session_supervisor::{
-    Error, ExitReason, ExitReport, ReplyTo, Restart, RestartPolicy, SendError, Session,
-    SessionEvent, SessionHandle, SessionId, SessionKey, SessionRegistry, SessionSupervisor,
-    ShutdownReport, Subscription, SupervisorBuilder,
+    AdmissionPolicy, Error, ExitReason, ExitReport, ReplyTo, Restart, RestartPolicy, SendError,
+    Session, SessionEvent, SessionHandle, SessionId, SessionKey, SessionRegistry, SessionState,
+    SessionStats, SessionSupervisor, ShutdownReport, Snapshot, Subscription, SupervisorBuilder,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -33,6 +33,10 @@ fn shared_types_are_send_and_sync() {
     send_sync::<SessionEvent>();
     send_sync::<Subscription>();
     send_sync::<RestartPolicy>();
+    send_sync::<SessionStats>();
+    send_sync::<SessionState>();
+    send_sync::<Snapshot>();
+    send_sync::<AdmissionPolicy>();
 }
 
 #[test]
@@ -50,6 +54,10 @@ fn public_types_are_debug_whatever_the_message_type() {
     debug::<Restart>();
     debug::<Subscription>();
     debug::<session_supervisor::SessionBuilder>();
+    debug::<SessionStats>();
+    debug::<SessionState>();
+    debug::<Snapshot>();
+    debug::<AdmissionPolicy>();
 }
 
 #[test]

@@ -45,11 +45,13 @@ fn run(sup: &SessionSupervisor, line: &str) {
         Some(("open", dir)) => open(sup, dir),
         Some(("close", name)) => close(sup, name),
         None if line.trim() == "list" => {
-            for handle in sup.list_sessions() {
-                let session = handle.session();
+            for stats in sup.snapshot().sessions() {
+                let session = stats.session();
                 println!(
-                    "{:<20} {}",
+                    "{:<20} {:?}, idle for {:.1?}  {}",
                     session.name(),
+                    stats.state(),
+                    stats.idle_for(),
                     session.project_path().display()
                 );
             }

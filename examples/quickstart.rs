@@ -1,5 +1,5 @@
 //! Starts three sessions on fresh temp directories, talks to them, shows the limit and
-//! duplicate errors, looks the sessions up, and stops them.
+//! duplicate errors, looks the sessions up, reads their stats, and stops them.
 //!
 //! Run with `cargo run --example quickstart`.
 
@@ -95,7 +95,18 @@ fn main() -> Result<(), Error> {
         sup.lookup(handles[1].id())?.name()
     );
 
-    // 6. Stop the rest and report how each ended.
+    // 6. What each session is doing, read from its own counters, without a message.
+    for stats in sup.snapshot().sessions() {
+        println!(
+            "stats     {:<6} {:?}, {} messages handled, idle for {:?}",
+            stats.session().name(),
+            stats.state(),
+            stats.messages_handled(),
+            stats.idle_for()
+        );
+    }
+
+    // 7. Stop the rest and report how each ended.
     for handle in &handles {
         let report = handle.stop()?;
         println!(

@@ -61,7 +61,16 @@ impl<M: Send> Watched for SessionCell<M> {
 /// A supervisor's idle watcher, started on first use.
 #[derive(Debug, Default)]
 pub(crate) struct IdleWatch {
-    watcher: Mutex<Option<Watcher>>,
+    watcher: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    NotStarted,
+    Running(Watcher),
+    /// Shut down: no watcher starts any more (nor would a session, to be watched).
+    Closed,
 }
 
 #[derive(Debug)]
@@ -74,44 +83,64 @@ struct Watcher {
 }
 
 impl IdleWatch {
-    /// Starts the watcher thread unless it runs.
-    pub(crate) fn start(&self) -> io::Result<()> {
-        let mut watcher = self.watcher.lock();
-        if watcher.is_some() {
+    /// Starts the watcher thread unless it runs (or the supervisor shut down). The
+    /// thread is spawned outside the lock; if another start installed one meanwhile,
+    /// this one is ended and joined, waiting at most `wait`.
+    pub(crate) fn start(&self, wait: Duration) -> io::Result<()> {
+        if !matches!(*self.watcher.lock(), State::NotStarted) {
             return Ok(());
         }
+        let spawned = Watcher::spawn()?;
+        let mut state = self.watcher.lock();
+        if matches!(*state, State::NotStarted) {
+            *state = State::Running(spawned);
+            return Ok(());
+        }
+        drop(state);
+        spawned.end(Wait::at_most(wait));
+        Ok(())
+    }
+
+    /// Watches a session that has an idle timeout; the watcher runs (see `start`).
+    pub(crate) fn watch(&self, session: Weak<dyn Watched>) {
+        if let State::Running(watcher) = &*self.watcher.lock() {
+            // Unbounded: never blocks.
+            let _ = watcher.sessions.send(session);
+        }
+    }
+
+    /// Ends the watcher thread for good and joins it, waiting at most as `wait` allows.
+    pub(crate) fn close(&self, wait: Wait) {
+        let closed = std::mem::replace(&mut *self.watcher.lock(), State::Closed);
+        if let State::Running(watcher) = closed {
+            watcher.end(wait);
+        }
+    }
+}
+
+impl Watcher {
+    fn spawn() -> io::Result<Watcher> {
         crate::limits::take_thread()?;
         let (sessions, watched) = crossbeam_channel::unbounded();
         let (done_tx, done) = crossbeam_channel::bounded(0);
         let thread = thread::Builder::new()
             .name(WATCHER_NAME.to_owned())
             .spawn(move || watch(&watched, done_tx))?;
-        *watcher = Some(Watcher {
+        Ok(Watcher {
             sessions,
             done,
             thread,
-        });
-        Ok(())
+        })
     }
 
-    /// Watches a session that has an idle timeout; the watcher runs (see `start`).
-    pub(crate) fn watch(&self, session: Weak<dyn Watched>) {
-        if let Some(watcher) = &*self.watcher.lock() {
-            // Unbounded: never blocks.
-            let _ = watcher.sessions.send(session);
-        }
-    }
-
-    /// Ends the watcher thread and joins it, waiting at most as `wait` allows.
-    pub(crate) fn close(&self, wait: Wait) {
-        let Some(watcher) = self.watcher.lock().take() else {
-            return;
-        };
+    /// Lets go of the thread, which then returns, and joins it once it did, waiting at
+    /// most as `wait` allows.
+    fn end(self, wait: Wait) {
         let Watcher {
             sessions,
             done,
             thread,
-        } = watcher;
+        } = self;
         drop(sessions);
         if wait.recv(&done).is_err() && hung_up(&done) {
             drop(thread.join());

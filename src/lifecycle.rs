@@ -104,9 +104,8 @@ impl<M: Send + 'static> Shared<M> {
         let (cell, done) = SessionCell::new(session.clone(), order, postbox, tree);
         let cell = Arc::new(cell);
         if idle_timeout.is_some() {
-            self.idle
-                .start()
-                .map_err(|source| Error::Spawn { id, source })?;
+            let started = self.idle.start(self.stop_timeout);
+            started.map_err(|source| Error::Spawn { id, source })?;
         }
         let session = self.admit(session, &cell)?;
         let (answer_tx, answer_rx) = crossbeam_channel::bounded(1);

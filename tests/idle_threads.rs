@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{guard, settled_count, threads_named, Projects};
-use session_supervisor::stub;
+use session_supervisor::{stub, Error};
 
 /// The watcher thread's name, as Linux keeps it (15 bytes).
 const WATCHER: &str = "session-idle-wa";
@@ -40,5 +40,17 @@ fn one_watcher_per_supervisor_started_on_first_need_and_joined_at_shutdown() {
         assert_eq!(report.exited().len(), 2);
         let none = settled_count(|| threads_named(WATCHER), 0);
         assert!(none.is_none_or(|n| n == 0), "joined at shutdown: {none:?}");
+
+        // After the shutdown, a start with an idle timeout starts no watcher.
+        let late = sup
+            .start(projects.session(0))
+            .idle_timeout(Duration::from_secs(60))
+            .run(stub::idle());
+        assert!(matches!(late, Err(Error::ShuttingDown)), "{late:?}");
+        assert_eq!(
+            threads_named(WATCHER).unwrap_or(0),
+            0,
+            "no watcher after shutdown"
+        );
     });
 }

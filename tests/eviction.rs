@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::sync::{Arc, Barrier, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use common::{guard, recv_within, Projects, TIMEOUT};
+use common::{guard, Projects, TIMEOUT};
 use session_supervisor::crossbeam_channel::bounded;
 use session_supervisor::{
     stub, AdmissionPolicy, Error, ExitReason, ReplyTo, SessionEvent, SessionHandle, SessionState,
@@ -138,29 +138,14 @@ fn neither_a_starting_nor_a_stopping_session_is_evicted() {
         assert_eq!(report.reason(), &ExitReason::Stopped);
 
         // Starting: its init waits.
-        let (in_init_tx, in_init) = bounded::<()>(1);
-        let (release, gate) = bounded::<()>(0);
-        let starter = {
-            let (sup, session) = (Arc::clone(&sup), projects.session(1));
-            std::thread::spawn(move || {
-                sup.start(session)
-                    .init(move |_| {
-                        in_init_tx.send(()).unwrap();
-                        let _ = gate.recv();
-                        Ok(())
-                    })
-                    .run(stub::idle())
-                    .map(|h| h.id())
-            })
-        };
-        recv_within(&in_init, "init to begin");
+        let held = common::start_held_in_init(&sup, projects.session(1));
         let refused = sup.start_session(projects.session(2), stub::idle());
         assert!(matches!(
             refused,
             Err(Error::SessionLimitReached { max: 1 })
         ));
-        drop(release);
-        let started = starter.join().unwrap().expect("the first start went on");
+        drop(held.release);
+        let started = held.start.join().unwrap().expect("the first start went on");
         assert!(sup.session_running(started));
     });
 }
@@ -234,35 +219,22 @@ fn storm(policy: AdmissionPolicy) {
                 .unwrap()
         })
         .collect();
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let starts: Vec<_> = (0..THREADS)
-        .map(|i| {
-            let (sup, projects, barrier) = (
-                Arc::clone(&sup),
-                Arc::clone(&projects),
-                Arc::clone(&barrier),
-            );
-            std::thread::spawn(move || {
-                let init = checked(Arc::downgrade(&sup));
-                barrier.wait();
-                let started = sup
-                    .start(projects.session(MAX + i))
-                    .init(init)
-                    .run(stub::idle());
-                match started {
-                    Ok(_) => true,
-                    // Every place was being started or evicted at that moment.
-                    Err(Error::SessionLimitReached { .. }) => false,
-                    Err(other) => panic!("unexpected {other:?}"),
-                }
-            })
+    let starts = {
+        let (sup, projects) = (Arc::clone(&sup), Arc::clone(&projects));
+        common::race(THREADS, move |i| {
+            let started = sup
+                .start(projects.session(MAX + i))
+                .init(checked(Arc::downgrade(&sup)))
+                .run(stub::idle());
+            match started {
+                Ok(_) => true,
+                // Every place was being started or evicted at that moment.
+                Err(Error::SessionLimitReached { .. }) => false,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
         })
-        .collect();
-    let admitted = starts
-        .into_iter()
-        .map(|start| start.join().expect("no admission saw more than the limit"))
-        .filter(|ok| *ok)
-        .count();
+    };
+    let admitted = starts.into_iter().filter(|ok| *ok).count();
     assert!(admitted >= 1, "some starts got in");
     assert_eq!(sup.count(), MAX);
 

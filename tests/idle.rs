@@ -6,8 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{guard, recv_within, Projects, TIMEOUT};
-use session_supervisor::crossbeam_channel::{bounded, unbounded};
-use session_supervisor::{stub, ExitReason, SessionEvent, SessionState};
+use session_supervisor::crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use session_supervisor::{
+    stub, Control, ExitReason, SessionContext, SessionEvent, SessionHandle, SessionState,
+};
 
 /// An idle timeout far above any pause of a loaded machine between two touches.
 const IDLE: Duration = Duration::from_millis(500);
@@ -74,65 +76,60 @@ fn touch_keeps_a_session_alive_and_silence_then_ends_it() {
     });
 }
 
+/// Sends a message every few milliseconds for three idle timeouts, each taken by the
+/// body (it echoes it on `took`) while the session keeps running; then is silent, and
+/// the session ends as idle.
+fn messages_for_three_idle_timeouts_then_silence(
+    handle: &SessionHandle<u32>,
+    took: &Receiver<u32>,
+) {
+    let began = Instant::now();
+    let mut n = 0;
+    while began.elapsed() < 3 * IDLE {
+        handle.send(n).expect("still running");
+        assert_eq!(recv_within(took, "the message"), n);
+        // Paced by a wait for the stop of the session: it must not come.
+        assert!(handle.wait_timeout(Duration::from_millis(5)).is_none());
+        n += 1;
+    }
+    let report = handle.wait_timeout(TIMEOUT).expect("stopped once silent");
+    assert_eq!(report.reason(), &ExitReason::Idle { timeout: IDLE });
+}
+
+/// A session with an idle timeout whose body `reads` its messages and echoes each on
+/// the sender it is given: kept alive by messages, ended by silence.
+fn kept_alive_by_messages(reads: fn(&SessionContext<u32>, &Sender<u32>)) {
+    let projects = Projects::new(1);
+    let sup = common::builder().messages::<u32>().build();
+    let (took_tx, took) = unbounded::<u32>();
+    let handle = sup
+        .start(projects.session(0))
+        .idle_timeout(IDLE)
+        .run(move |ctx| reads(ctx, &took_tx))
+        .unwrap();
+    messages_for_three_idle_timeouts_then_silence(&handle, &took);
+}
+
 #[test]
 fn messages_keep_a_session_alive() {
-    guard!(|| {
-        let projects = Projects::new(1);
-        let sup = common::builder().messages::<u32>().build();
-        let (took_tx, took) = unbounded::<u32>();
-        let handle = sup
-            .start(projects.session(0))
-            .idle_timeout(IDLE)
-            .run(move |ctx| {
-                while let Some(n) = ctx.recv() {
-                    took_tx.send(n).unwrap();
-                }
-            })
-            .unwrap();
-        let began = Instant::now();
-        let mut n = 0;
-        while began.elapsed() < 3 * IDLE {
-            handle.send(n).expect("still running");
-            assert_eq!(recv_within(&took, "the message"), n);
-            // Paced by a wait for the stop of the session: it must not come.
-            assert!(handle.wait_timeout(Duration::from_millis(5)).is_none());
-            n += 1;
+    guard!(|| kept_alive_by_messages(|ctx, took| {
+        while let Some(n) = ctx.recv() {
+            took.send(n).unwrap();
         }
-        let report = handle.wait_timeout(TIMEOUT).expect("stopped once silent");
-        assert_eq!(report.reason(), &ExitReason::Idle { timeout: IDLE });
-    });
+    }));
 }
 
 #[test]
 fn a_body_that_reads_its_mailbox_itself_is_kept_alive_by_its_messages() {
-    guard!(|| {
-        let projects = Projects::new(1);
-        let sup = common::builder().messages::<u32>().build();
-        let (took_tx, took) = unbounded::<u32>();
-        let handle = sup
-            .start(projects.session(0))
-            .idle_timeout(IDLE)
-            .run(move |ctx| {
-                // Reads the raw channel: no activity recorded by a receive.
-                for item in ctx.control() {
-                    match item {
-                        session_supervisor::Control::Message(n) => took_tx.send(n).unwrap(),
-                        session_supervisor::Control::Stop => break,
-                    }
-                }
-            })
-            .unwrap();
-        let began = Instant::now();
-        let mut n = 0;
-        while began.elapsed() < 3 * IDLE {
-            handle.send(n).expect("still running");
-            assert_eq!(recv_within(&took, "the message"), n);
-            assert!(handle.wait_timeout(Duration::from_millis(5)).is_none());
-            n += 1;
+    // Reads the raw channel: no activity recorded by a receive.
+    guard!(|| kept_alive_by_messages(|ctx, took| {
+        for item in ctx.control() {
+            match item {
+                Control::Message(n) => took.send(n).unwrap(),
+                Control::Stop => break,
+            }
         }
-        let report = handle.wait_timeout(TIMEOUT).expect("stopped once silent");
-        assert_eq!(report.reason(), &ExitReason::Idle { timeout: IDLE });
-    });
+    }));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{guard, recv_within, Projects, TIMEOUT};
@@ -20,29 +20,14 @@ fn a_session_is_starting_until_its_init_finished_then_running_then_ended() {
         let sup = Arc::new(common::supervisor());
         let session = projects.session(0);
         let id = session.id();
-        let (in_init_tx, in_init) = bounded::<()>(1);
-        let (release, gate) = bounded::<()>(0);
-        let starter = {
-            let sup = Arc::clone(&sup);
-            std::thread::spawn(move || {
-                sup.start(session)
-                    .init(move |_| {
-                        in_init_tx.send(()).unwrap();
-                        let _ = gate.recv();
-                        Ok(())
-                    })
-                    .run(stub::idle())
-                    .map(|handle| handle.id())
-            })
-        };
-        recv_within(&in_init, "init to begin");
+        let held = common::start_held_in_init(&sup, session);
         let starting = sup.stats(id).expect("registered while starting");
         assert_eq!(starting.state(), SessionState::Starting);
         assert_eq!(starting.started_at(), None);
         assert_eq!(starting.uptime(), Duration::ZERO);
 
-        drop(release);
-        assert_eq!(starter.join().unwrap().unwrap(), id);
+        drop(held.release);
+        assert_eq!(held.start.join().unwrap().unwrap(), id);
         let handle = sup.find_session(id).unwrap();
         let running = handle.stats();
         assert_eq!(running.state(), SessionState::Running);
@@ -238,35 +223,25 @@ fn every_snapshot_under_64_threads_of_starts_and_stops_is_consistent() {
     guard!(|| {
         const THREADS: usize = 64;
         const ROUNDS: usize = 5;
-        let projects = Arc::new(Projects::new(THREADS));
+        let projects = Projects::new(THREADS);
         let sup = Arc::new(common::builder().max_sessions(16).build());
-        let barrier = Arc::new(Barrier::new(THREADS));
-        let workers: Vec<_> = (0..THREADS)
-            .map(|i| {
-                let (sup, projects, barrier) = (
-                    Arc::clone(&sup),
-                    Arc::clone(&projects),
-                    Arc::clone(&barrier),
-                );
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    let mut snapshots = 0;
-                    for _ in 0..ROUNDS {
-                        if i % 2 == 0 {
-                            let snapshot = sup.snapshot();
-                            assert_consistent(&snapshot);
-                            snapshots += 1;
-                        } else if let Ok(handle) =
-                            sup.start_session(projects.session(i), stub::idle())
-                        {
-                            handle.stop().unwrap();
-                        }
+        let workers = {
+            let sup = Arc::clone(&sup);
+            common::race(THREADS, move |i| {
+                let mut snapshots = 0;
+                for _ in 0..ROUNDS {
+                    if i % 2 == 0 {
+                        assert_consistent(&sup.snapshot());
+                        snapshots += 1;
+                    } else if let Ok(handle) = sup.start_session(projects.session(i), stub::idle())
+                    {
+                        handle.stop().unwrap();
                     }
-                    snapshots
-                })
+                }
+                snapshots
             })
-            .collect();
-        let taken: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        };
+        let taken: usize = workers.into_iter().sum();
         assert_eq!(taken, THREADS / 2 * ROUNDS);
         assert_eq!(sup.snapshot().count(), 0);
     });

@@ -4,8 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use session_supervisor::crossbeam_channel::Receiver;
-use session_supervisor::{Session, SessionId, SessionSupervisor, SupervisorBuilder};
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
+
+use session_supervisor::crossbeam_channel::{bounded, Receiver, Sender};
+use session_supervisor::{stub, Result, Session, SessionId, SessionSupervisor, SupervisorBuilder};
 
 /// The longest any test waits for one event before failing.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +48,58 @@ pub fn recv_within<T>(rx: &Receiver<T>, what: &str) -> T {
         Ok(value) => value,
         Err(err) => panic!("waited {TIMEOUT:?} for {what}: {err}"),
     }
+}
+
+/// Runs `work(i)` on `n` threads at once (they start together at a barrier) and returns
+/// what each returned, in order. A panic on any of them is resumed on the caller.
+pub fn race<T, F>(n: usize, work: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> T + Send + Sync + 'static,
+{
+    let work = Arc::new(work);
+    let barrier = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (work, barrier) = (Arc::clone(&work), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                work(i)
+            })
+        })
+        .collect();
+    let joined = threads.into_iter().map(JoinHandle::join);
+    joined
+        .map(|result| result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        .collect()
+}
+
+/// A start whose `init` waits until released, so the session stays `Starting`.
+pub struct HeldStart {
+    /// The thread running the start: joins with its result once released.
+    pub start: JoinHandle<Result<SessionId>>,
+    /// Dropped (or sent on) to let `init` return.
+    pub release: Sender<()>,
+}
+
+/// Starts `session` on another thread with an `init` that waits for
+/// [`HeldStart::release`]; returns once `init` runs.
+pub fn start_held_in_init(sup: &Arc<SessionSupervisor>, session: Session) -> HeldStart {
+    let (in_init_tx, in_init) = bounded::<()>(1);
+    let (release, gate) = bounded::<()>(0);
+    let sup = Arc::clone(sup);
+    let start = std::thread::spawn(move || {
+        sup.start(session)
+            .init(move |_| {
+                in_init_tx.send(()).unwrap();
+                let _ = gate.recv();
+                Ok(())
+            })
+            .run(stub::idle())
+            .map(|handle| handle.id())
+    });
+    recv_within(&in_init, "init to begin");
+    HeldStart { start, release }
 }
 
 /// Fresh project directories under the system temp dir, removed on drop.

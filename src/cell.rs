@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
@@ -254,7 +254,7 @@ impl<M> SessionCell<M> {
     }
 
     /// The session's stats, with `session` as its metadata.
-    pub(crate) fn stats_of(&self, session: Session) -> SessionStats {
+    pub(crate) fn stats_of(&self, session: Session, taken_at: Instant) -> SessionStats {
         let (messages, mailbox_len) = self.postbox.counts();
         self.tracker.stats(Outside {
             session,
@@ -262,11 +262,12 @@ impl<M> SessionCell<M> {
             stopping: self.stop_requested(),
             mailbox_len,
             messages,
+            taken_at,
         })
     }
 
     pub(crate) fn stats(&self) -> SessionStats {
-        self.stats_of(self.session())
+        self.stats_of(self.session(), Instant::now())
     }
 
     /// The next step of a stop: see [`Tree::advance_stop`].

@@ -237,6 +237,8 @@ pub(crate) struct Outside {
     pub(crate) stopping: bool,
     pub(crate) mailbox_len: usize,
     pub(crate) messages: u64,
+    /// When the stats are taken (one clock reading for a whole snapshot).
+    pub(crate) taken_at: Instant,
 }
 
 impl Tracker {
@@ -296,7 +298,7 @@ impl Tracker {
 
     /// The stats, from these counters and what the session's cell read elsewhere.
     pub(crate) fn stats(&self, outside: Outside) -> SessionStats {
-        let taken_at = Instant::now();
+        let taken_at = outside.taken_at;
         let progress = self.progress.lock();
         let state = if outside.ended {
             SessionState::Ended

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -490,7 +490,9 @@ impl<M> SessionSupervisor<M> {
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
         let registry = &self.shared.registry;
-        let sessions = registry.map_all(|session, cell| cell.stats_of(session.clone()));
+        // One clock reading for all: the idle times compare to one moment.
+        let now = Instant::now();
+        let sessions = registry.map_all(|session, cell| cell.stats_of(session.clone(), now));
         Snapshot {
             sessions,
             max_sessions: registry.max_sessions(),

@@ -8,6 +8,7 @@
 //! - `send/session`: `handle.send` of a batch of messages to a body that counts them,
 //!   then one call so the batch is known to be received; `send/bare` does the same over
 //!   a bare channel. Reported per batch of `BATCH` messages.
+//! - `stats/*`: reading a session's stats without a message (see `stats`).
 
 mod common;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossbeam_channel::{bounded, unbounded, Sender};
-use session_supervisor::{ReplyTo, SessionSupervisor};
+use session_supervisor::{stub, ReplyTo, SessionHandle, SessionSupervisor};
 
 use common::TempDirs;
 
@@ -100,9 +101,26 @@ fn call_and_send(c: &mut Criterion) {
     });
     group.finish();
 
+    stats(c, &handle);
     sup.stop_session(handle.id()).unwrap();
     drop(server);
     thread.join().unwrap();
+}
+
+/// `stats/session`: `handle.stats()`, read from the session's counters, against
+/// `call/session`, the round trip it saves. `stats/snapshot_10`: `snapshot()` of 10
+/// running sessions, against `list_all()` of the same (the metadata alone).
+fn stats(c: &mut Criterion, handle: &SessionHandle<Msg>) {
+    let dirs = TempDirs::new("stats", 10);
+    let sup = SessionSupervisor::builder().max_sessions(10).build();
+    for session in dirs.sessions() {
+        sup.start_session(session, stub::idle()).unwrap();
+    }
+    let mut group = c.benchmark_group("stats");
+    group.bench_function("session", |b| b.iter(|| handle.stats()));
+    group.bench_function("snapshot_10", |b| b.iter(|| sup.snapshot()));
+    group.bench_function("list_all_10", |b| b.iter(|| sup.list_all()));
+    group.finish();
 }
 
 criterion_group! {

@@ -166,3 +166,37 @@ fn a_stop_before_the_idle_timeout_is_a_plain_stop() {
         assert_eq!(handle.stop().unwrap().reason(), &ExitReason::Stopped);
     });
 }
+
+#[test]
+fn duration_max_means_never_and_zero_means_at_once() {
+    guard!(|| {
+        let projects = Projects::new(3);
+        let short = Duration::from_millis(20);
+        let sup = common::builder().idle_timeout(short).build();
+        let never = sup
+            .start(projects.session(0))
+            .idle_timeout(Duration::MAX)
+            .run(stub::idle())
+            .unwrap();
+        let at_once = sup
+            .start(projects.session(1))
+            .idle_timeout(Duration::ZERO)
+            .run(stub::idle())
+            .unwrap();
+        let report = at_once.wait_timeout(TIMEOUT).expect("stopped at once");
+        assert_eq!(
+            report.reason(),
+            &ExitReason::Idle {
+                timeout: Duration::ZERO
+            }
+        );
+        // Started after the one that never idles out, with the builder's timeout.
+        let default = sup
+            .start_session(projects.session(2), stub::idle())
+            .unwrap();
+        let report = default.wait_timeout(TIMEOUT).expect("stopped when idle");
+        assert_eq!(report.reason(), &ExitReason::Idle { timeout: short });
+        assert!(never.is_running(), "Duration::MAX: no idle timeout");
+        assert_eq!(never.stop().unwrap().reason(), &ExitReason::Stopped);
+    });
+}

@@ -84,12 +84,9 @@ impl AdmissionPolicy {
     }
 }
 
-/// Running, not stopping, and not the session (or a child of the session) whose
-/// thread starts the new one: a session never waits for itself.
+/// Running (past its first `init`; a registered session has not ended), not
+/// stopping, and not the session (or a child of the session) whose thread starts the
+/// new one: a session never waits for itself.
 fn may_evict<M>(cell: &SessionCell<M>) -> bool {
-    cell.has_begun()
-        && !cell.is_stopping()
-        && !cell.stop_requested()
-        && !cell.is_finished()
-        && !cell.is_within()
+    cell.has_begun() && !cell.is_stopping() && !cell.is_within()
 }

@@ -468,9 +468,6 @@ impl<M> SessionContext<M> {
         }
     }
 
-    /// Drops every queued message, each inside a panic boundary (a message's `Drop` is
-    /// user code). Called once the mailbox is closed, so the session thread, not the
-    /// last sender, drops what is left.
     /// Marks the session as active now, for its stats' [last
     /// activity](crate::SessionStats::last_activity) and its idle timeout (see
     /// [`Start::idle_timeout`](crate::Start::idle_timeout)). Taking a message with
@@ -501,16 +498,13 @@ impl<M> SessionContext<M> {
     /// # Ok::<(), session_supervisor::Error>(())
     /// ```
     pub fn touch(&self) {
-        if let Some(tracker) = self.tracker() {
-            tracker.touch();
-        }
+        self.tracker().touch();
     }
 
     /// The counters of the session this context works for.
-    pub(crate) fn tracker(&self) -> Option<&Tracker> {
+    pub(crate) fn tracker(&self) -> &Tracker {
         match &self.role {
-            Role::Session { cell, .. } => Some(cell.tracker()),
-            Role::Child { parent, .. } => Some(parent.tracker()),
+            Role::Session { cell, .. } | Role::Child { parent: cell, .. } => cell.tracker(),
         }
     }
 
@@ -541,6 +535,9 @@ impl<M> SessionContext<M> {
         message
     }
 
+    /// Drops every queued message, each inside a panic boundary (a message's `Drop` is
+    /// user code). Called once the mailbox is closed, so the session thread, not the
+    /// last sender, drops what is left.
     pub(crate) fn discard_messages(&self) {
         for item in self.inbox.control.try_iter() {
             drop_quietly(item);

@@ -18,24 +18,29 @@ use crate::{
     ChildHandle, Error, ExitReason, ExitReport, SendError, Session, SessionId, SessionStats,
 };
 
-/// The outcomes of a session's start (see `SessionCell::start`).
+/// The outcomes of a session's start (see `SessionCell::start`), decided once.
 const STARTING: u8 = 0;
 const BEGAN: u8 = 1;
 const GIVEN_UP: u8 = 2;
 
-/// Why a session stops (see `SessionCell::stop_for`): the first cause wins.
-const NOT_STOPPING: u8 = 0;
-const ASKED: u8 = 1;
-const IDLE: u8 = 2;
-const EVICTED: u8 = 3;
-
-/// Who asks a session to stop, when that decides its exit reason.
+/// Why a session stops, decided once (see `SessionCell::claim`): the first cause wins.
+/// The `cause` of a session that was not asked to stop is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Cause {
+    /// A stop, a shutdown or a failed start: the exit reason is the run's own.
+    Asked = 1,
     /// Its idle timeout ran out.
-    Idle,
+    Idle = 2,
     /// A start at the limit chose it to make room.
-    Evicted,
+    Evicted = 3,
+}
+
+/// Moves `decision` from 0 (undecided) to `outcome`, unless it was decided before;
+/// returns whether this call decided it.
+fn decide(decision: &AtomicU8, outcome: u8) -> bool {
+    let decided = decision.compare_exchange(0, outcome, Ordering::AcqRel, Ordering::Acquire);
+    decided.is_ok()
 }
 
 /// One incarnation of a session: compared by address, so a late end of an old thread
@@ -66,7 +71,7 @@ pub(crate) struct SessionCell<M> {
     tree: Tree<M>,
     /// What its stats read.
     tracker: Tracker,
-    /// Who asked it to stop first: `NOT_STOPPING`, `ASKED`, `IDLE` or `EVICTED`.
+    /// Why it stops: 0 until a [`Cause`] is decided.
     cause: AtomicU8,
     /// Stopped after this long without activity, if set.
     idle_timeout: Option<Duration>,
@@ -111,7 +116,7 @@ impl<M> SessionCell<M> {
             abandoned: AtomicBool::new(false),
             tree,
             tracker: Tracker::new(),
-            cause: AtomicU8::new(NOT_STOPPING),
+            cause: AtomicU8::new(0),
             idle_timeout,
         };
         (cell, done_tx)
@@ -188,7 +193,7 @@ impl<M> SessionCell<M> {
     /// Requests the stop; idempotent, never blocks. The children stop first, newest
     /// first, then the body's run ends (each child's end takes the next step).
     pub(crate) fn request_stop(&self) {
-        let _ = self.claim_stop(ASKED);
+        let _ = self.claim(Cause::Asked);
         if self.postbox.request_stop() {
             self.advance_stop();
         }
@@ -208,23 +213,14 @@ impl<M> SessionCell<M> {
     /// eviction decides under the registry's lock, and stops outside it); `false` if a
     /// stop was decided before.
     pub(crate) fn claim(&self, cause: Cause) -> bool {
-        let cause = match cause {
-            Cause::Idle => IDLE,
-            Cause::Evicted => EVICTED,
-        };
-        self.claim_stop(cause)
+        decide(&self.cause, cause as u8)
     }
 
-    fn claim_stop(&self, cause: u8) -> bool {
-        let decided =
-            self.cause
-                .compare_exchange(NOT_STOPPING, cause, Ordering::AcqRel, Ordering::Acquire);
-        decided.is_ok()
-    }
-
-    /// Whether a stop was decided (requested, or claimed by an eviction).
+    /// Whether a stop was decided (requested, or claimed by an eviction): every stop
+    /// of a session is requested through [`request_stop`](Self::request_stop), which
+    /// decides one first.
     pub(crate) fn is_stopping(&self) -> bool {
-        self.cause.load(Ordering::Acquire) != NOT_STOPPING
+        self.cause.load(Ordering::Acquire) != 0
     }
 
     /// The exit reason of a session whose run ended with `reason`: a stop for idleness
@@ -233,9 +229,10 @@ impl<M> SessionCell<M> {
         if reason != ExitReason::Stopped {
             return reason;
         }
-        match (self.cause.load(Ordering::Acquire), self.idle_timeout) {
-            (IDLE, Some(timeout)) => ExitReason::Idle { timeout },
-            (EVICTED, _) => ExitReason::Evicted,
+        let cause = self.cause.load(Ordering::Acquire);
+        match self.idle_timeout {
+            Some(timeout) if cause == Cause::Idle as u8 => ExitReason::Idle { timeout },
+            _ if cause == Cause::Evicted as u8 => ExitReason::Evicted,
             _ => reason,
         }
     }
@@ -351,10 +348,7 @@ impl<M> SessionCell<M> {
     }
 
     fn decide_start(&self, outcome: u8) -> bool {
-        let decided =
-            self.start
-                .compare_exchange(STARTING, outcome, Ordering::AcqRel, Ordering::Acquire);
-        decided.is_ok()
+        decide(&self.start, outcome)
     }
 
     pub(crate) fn has_begun(&self) -> bool {

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use crate::boundary::{catch, quietly};
 use crate::cell::{Cause, SessionCell};
-use crate::wait::{hung_up, Wait};
+use crate::wait::Wait;
 
 /// The name of the thread that watches a supervisor's idle timeouts.
 const WATCHER_NAME: &str = "session-idle-watch";
@@ -47,7 +47,7 @@ impl<M: Send> Watched for SessionCell<M> {
     }
 
     fn is_over(&self) -> bool {
-        self.is_stopping() || self.stop_requested() || self.is_finished()
+        self.is_stopping() || self.is_finished()
     }
 
     fn stop_idle(&self) {
@@ -142,7 +142,7 @@ impl Watcher {
             thread,
         } = self;
         drop(sessions);
-        if wait.recv(&done).is_err() && hung_up(&done) {
+        if let Err(RecvTimeoutError::Disconnected) = wait.recv(&done) {
             drop(thread.join());
         }
     }
@@ -152,7 +152,7 @@ impl Watcher {
 fn watch(sessions: &Receiver<Weak<dyn Watched>>, done: Sender<Infallible>) {
     let mut watched: Vec<Entry> = Vec::new();
     loop {
-        let next = watched.iter().filter_map(|entry| entry.due).min();
+        let next = watched.iter().map(|entry| entry.due).min();
         let wait = next.map_or(Wait::Forever, Wait::Until);
         match wait.recv(sessions) {
             Ok(session) => watched.extend(Entry::new(session)),
@@ -164,10 +164,7 @@ fn watch(sessions: &Receiver<Weak<dyn Watched>>, done: Sender<Infallible>) {
             // Woken to watch one more: nothing is due yet.
             continue;
         }
-        watched.retain_mut(|entry| {
-            let due = entry.due.is_some_and(|due| due <= now);
-            !due || catch(|| entry.check(now)).unwrap_or(false)
-        });
+        watched.retain_mut(|entry| entry.due > now || catch(|| entry.check(now)).unwrap_or(false));
     }
     drop(done);
 }
@@ -180,8 +177,8 @@ struct Entry {
     messages: u64,
     /// Its last activity, as far as the checks know.
     active_at: Instant,
-    /// When it is idle unless it is active before (`None`: never).
-    due: Option<Instant>,
+    /// When it is idle unless it is active before.
+    due: Instant,
 }
 
 impl Entry {
@@ -190,7 +187,7 @@ impl Entry {
         let active_at = watched.last_activity();
         let timeout = watched.idle_timeout()?;
         // A timeout past the clock's range never runs out: nothing to watch.
-        let due = Some(active_at.checked_add(timeout)?);
+        let due = active_at.checked_add(timeout)?;
         Some(Entry {
             messages: watched.messages(),
             due,
@@ -219,21 +216,13 @@ impl Entry {
             self.active_at = now;
         }
         self.messages = messages;
-        self.due = self.active_at.checked_add(self.timeout);
-        match self.due {
-            Some(due) if due <= now => {
-                session.stop_idle();
-                false
-            }
-            Some(_) => true,
-            None => false,
+        let Some(due) = self.active_at.checked_add(self.timeout) else {
+            return false;
+        };
+        self.due = due;
+        if due <= now {
+            session.stop_idle();
         }
+        due > now
     }
-}
-
-/// Makes the session's watch entry for the watcher: `Arc<SessionCell<M>>` as the
-/// watcher's trait object.
-pub(crate) fn watched<M: Send + 'static>(cell: &Arc<SessionCell<M>>) -> Weak<dyn Watched> {
-    let weak: Weak<SessionCell<M>> = Arc::downgrade(cell);
-    weak
 }

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::convert::Infallible;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use crate::attribution::in_session_span;
 use crate::boundary::{catch, drop_quietly, quietly};
 use crate::cell::{Ended, SessionCell};
 use crate::event::Subscribers;
-use crate::idle::{watched, IdleWatch};
+use crate::idle::{IdleWatch, Watched};
 use crate::mailbox::{mailbox, Inbox};
 use crate::pool::{Pool, Seat, HAND_OVER_SPIN};
 use crate::registry::{Admission, Registry};
@@ -134,7 +134,7 @@ impl<M: Send + 'static> Shared<M> {
         let reason = match answer {
             Ok(Ok(())) => {
                 if idle_timeout.is_some() {
-                    self.idle.watch(watched(&cell));
+                    self.idle.watch(Arc::downgrade(&cell) as Weak<dyn Watched>);
                 }
                 return Ok(cell);
             }

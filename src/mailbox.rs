@@ -211,7 +211,7 @@ impl<M> Postbox<M> {
         };
         match letters.try_send(Control::Message(message)) {
             Ok(()) => {
-                self.letters.0.posted.fetch_add(1, Ordering::Relaxed);
+                self.count_posted();
                 Ok(())
             }
             Err(TrySendError::Disconnected(letter)) => Err((Refused::Closed, unwrap(letter))),
@@ -249,7 +249,7 @@ impl<M> Postbox<M> {
             ready
                 .send(letters, Control::Message(message))
                 .map_err(|err| (Refused::Closed, unwrap(err.0)))?;
-            self.letters.0.posted.fetch_add(1, Ordering::Relaxed);
+            self.count_posted();
             return Ok(());
         }
         debug_assert_eq!(ready.index(), closed);
@@ -293,6 +293,11 @@ impl<M> Postbox<M> {
     /// Lets go of the mailbox: later sends fail and hand their message back.
     pub(crate) fn close(&self) {
         drop(self.take_letters());
+    }
+
+    /// Counts a message queued, for the session's stats.
+    fn count_posted(&self) {
+        self.letters.0.posted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// How many messages were queued, and how many of them wait still.

@@ -246,6 +246,12 @@ impl<T> Drop for Reservation<'_, T> {
     }
 }
 
+/// The error of a start or a move onto `session`'s directory, which `owner` has.
+fn already_open(session: &Session, owner: SessionId) -> Error {
+    let path = session.project_path().to_path_buf();
+    Error::ProjectAlreadyOpen { path, id: owner }
+}
+
 /// Where a session sorts among the others: oldest first, ties broken by id.
 type Age = (SystemTime, SessionId);
 
@@ -261,8 +267,7 @@ impl<T> Inner<T> {
             return Err(Error::SessionExists { id });
         }
         if let Some(owner) = self.by_path.get(session.path_text()) {
-            let path = session.project_path().to_path_buf();
-            return Err(Error::ProjectAlreadyOpen { path, id: *owner });
+            return Err(already_open(session, *owner));
         }
         Ok(())
     }
@@ -275,10 +280,7 @@ impl<T> Inner<T> {
         };
         let path_slot = match self.by_path.entry(PathKey(session.clone())) {
             HashEntry::Vacant(free) => free,
-            HashEntry::Occupied(taken) => {
-                let (path, id) = (session.project_path().to_path_buf(), *taken.get());
-                return Err(Error::ProjectAlreadyOpen { path, id });
-            }
+            HashEntry::Occupied(taken) => return Err(already_open(&session, *taken.get())),
         };
         path_slot.insert(id);
         let copy = session.clone();
@@ -339,9 +341,10 @@ impl<T> Registry<T> {
     }
 
     /// Admits a session as [`insert`](Self::insert) does, except at the limit: there
-    /// `claim` may choose an entry to make room (and mark it as such), and the place
-    /// is reserved for this session until it is inserted or given up. Checked first:
-    /// shutdown, id, path, so that nothing is evicted for a start that would fail.
+    /// the id and the path are checked first (nothing is evicted for a start that
+    /// would fail), then `claim` may choose an entry to make room (and mark it as
+    /// such), and the place is reserved for this session until it is inserted or
+    /// given up.
     pub(crate) fn insert_or_claim(
         &self,
         session: Session,
@@ -352,15 +355,13 @@ impl<T> Registry<T> {
         if inner.closed {
             return Err(Error::ShuttingDown);
         }
-        inner.check_unique(&session)?;
-        if self.check_room(&inner).is_ok() {
+        let Err(full) = self.check_room(&inner) else {
             return inner.add(session, slot).map(Admission::Inserted);
-        }
+        };
+        inner.check_unique(&session)?;
         let victim = claim(&mut inner.by_id.values().map(|entry| &entry.slot));
         let Some(victim) = victim else {
-            return Err(Error::SessionLimitReached {
-                max: self.max_sessions,
-            });
+            return Err(full);
         };
         inner.reserved += 1;
         let place = Reservation {
@@ -503,10 +504,7 @@ impl<T> Registry<T> {
         change(&mut changed)?;
         if changed.path_text() != entry.session.path_text() {
             if let Some(owner) = inner.by_path.get(changed.path_text()) {
-                return Err(Error::ProjectAlreadyOpen {
-                    path: changed.project_path().to_path_buf(),
-                    id: *owner,
-                });
+                return Err(already_open(&changed, *owner));
             }
             inner.by_path.remove(entry.session.path_text());
             inner.by_path.insert(PathKey(changed.clone()), id);

@@ -128,8 +128,8 @@ pub(crate) fn supervise<M, S: Bodies<M>>(
             _ => ending,
         };
         let previous = ending_now.as_reason();
-        if let (Ending::Panicked(message), Some(tracker)) = (&ending_now, ctx.tracker()) {
-            tracker.crashed(message);
+        if let Ending::Panicked(message) = &ending_now {
+            ctx.tracker().crashed(message);
         }
         if let Next::End(reason) = next(ending_now, ctx, tree, (events, &previous)) {
             return (reason, Some(body));
@@ -151,9 +151,7 @@ pub(crate) fn supervise<M, S: Bodies<M>>(
             // A restart stopped during its init: no new run once a stop was requested.
             Ok(()) if ctx.stopping() => Ending::Returned,
             Ok(()) => {
-                if let Some(tracker) = ctx.tracker() {
-                    tracker.running();
-                }
+                ctx.tracker().running();
                 run(&mut body, ctx)
             }
         };
@@ -227,10 +225,8 @@ fn restart_or_give_up<M>(
         .policy()
         .backoff_rule()
         .delay(tree.restarts_in_window(), seed);
-    if let Some(tracker) = ctx.tracker() {
-        let until = Instant::now().checked_add(backoff);
-        tracker.restarting(restart, until, last_panic.as_deref());
-    }
+    let until = Instant::now().checked_add(backoff);
+    ctx.tracker().restarting(restart, until);
     events.publish(SessionEvent::Restarting {
         session: ctx.session().clone(),
         restarts: restart,

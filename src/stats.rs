@@ -275,15 +275,12 @@ impl Tracker {
         self.touch();
     }
 
-    /// A backoff begins (`until`: when it ends, if it does), after a run that ended
-    /// with `crash` (a panic's message) or without one.
-    pub(crate) fn restarting(&self, restarts: u32, until: Option<Instant>, crash: Option<&str>) {
+    /// The backoff before restart number `restarts` begins (`until`: when it ends, if
+    /// it does).
+    pub(crate) fn restarting(&self, restarts: u32, until: Option<Instant>) {
         let mut progress = self.progress.lock();
         progress.restarting = Some(until);
         progress.restarts = restarts;
-        if let Some(message) = crash {
-            progress.last_crash = Some(message.to_owned());
-        }
     }
 
     /// A run ended with a panic (which may or may not be restarted).

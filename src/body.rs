@@ -171,7 +171,8 @@ impl<M> SessionContext<M> {
             role,
             has_children: Cell::new(false),
             unrecorded: Cell::new(0),
-            drained: Cell::new(false),
+            // Nothing taken yet: the first message is recorded however it comes.
+            drained: Cell::new(true),
         }
     }
 
@@ -461,7 +462,7 @@ impl<M> SessionContext<M> {
         match self.inbox.control.try_recv() {
             Ok(Control::Message(message)) if self.hands_over() => Ok(self.took(message)),
             Err(crossbeam_channel::TryRecvError::Empty) => {
-                self.drained.set(true);
+                self.found_empty();
                 Err(TryRecvError::Empty)
             }
             _ => Err(TryRecvError::Stopped),
@@ -516,14 +517,26 @@ impl<M> SessionContext<M> {
             Err(crossbeam_channel::TryRecvError::Disconnected) => {
                 return Err(ChannelTimeout::Disconnected)
             }
-            Err(crossbeam_channel::TryRecvError::Empty) => self.drained.set(true),
+            Err(crossbeam_channel::TryRecvError::Empty) => self.found_empty(),
         }
         self.next_item(wait)
     }
 
-    /// Records the activity of a message taken: the first after the mailbox was found
-    /// empty (a message the body waited for), and every 64th of a backlog. The clock is
-    /// not read per message, and nothing the senders write is read to decide.
+    /// A receive found the mailbox empty: the messages taken since the last record
+    /// were all handled, which is activity until now; the next message taken is one
+    /// the body waited for.
+    fn found_empty(&self) {
+        self.drained.set(true);
+        if self.unrecorded.replace(0) > 0 {
+            self.touch();
+        }
+    }
+
+    /// Records the activity of a message taken: the first taken after the mailbox was
+    /// found empty (or the first of all), and every 64th of a backlog; the end of a
+    /// backlog is recorded when the mailbox is next found empty. So the clock is read
+    /// at most about once per message waited for, never per message of a backlog, and
+    /// nothing the senders write is read to decide.
     fn took(&self, message: M) -> M {
         let taken = self.unrecorded.get() + 1;
         if self.drained.replace(false) || taken >= 64 {

@@ -162,8 +162,9 @@ impl SessionStats {
     /// [`touch`](crate::SessionContext::touch); its start if neither happened yet.
     ///
     /// The clock is not read per message: a message the body waited for (its mailbox
-    /// was empty) is recorded when it is taken, and a backlog read back to back every
-    /// 64 messages. A body that works a long time on one message, or reads
+    /// was empty) is recorded when it is taken, a backlog read back to back every 64
+    /// messages and when the body next finds its mailbox empty. A body that works a
+    /// long time on one message, or reads
     /// [`control`](crate::SessionContext::control) itself, calls `touch`.
     #[must_use]
     pub fn last_activity(&self) -> Instant {

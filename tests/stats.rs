@@ -190,6 +190,48 @@ fn calls_are_counted_and_taking_a_message_is_activity() {
     });
 }
 
+/// Messages the body finds queued (it did not wait for them) are activity too: the
+/// first it ever takes, and a backlog once the body finds its mailbox empty again.
+#[test]
+fn messages_taken_without_waiting_are_activity() {
+    guard!(|| {
+        let projects = Projects::new(1);
+        let sup = common::builder().messages::<u32>().build();
+        let (release_tx, release) = bounded::<()>(0);
+        let (took_tx, took) = unbounded::<Vec<u32>>();
+        let handle = sup
+            .start_session(projects.session(0), move |ctx| {
+                // Busy elsewhere while messages queue up, twice.
+                for _ in 0..2 {
+                    let _ = release.recv();
+                    let mut batch = vec![ctx.recv().unwrap()];
+                    while let Ok(n) = ctx.try_recv() {
+                        batch.push(n);
+                    }
+                    took_tx.send(batch).unwrap();
+                }
+                ctx.wait_for_stop();
+            })
+            .unwrap();
+        for round in 0..2 {
+            for n in 0..3 {
+                handle.send(round * 10 + n).unwrap();
+            }
+            let released = Instant::now();
+            release_tx.send(()).unwrap();
+            let batch = recv_within(&took, "the batch");
+            assert_eq!(batch, (0..3).map(|n| round * 10 + n).collect::<Vec<_>>());
+            let stats = handle.stats();
+            assert!(
+                stats.last_activity() >= released,
+                "round {round}: the batch taken was activity"
+            );
+            assert_eq!(stats.messages_handled(), u64::from(round + 1) * 3);
+        }
+        handle.stop().unwrap();
+    });
+}
+
 #[test]
 fn touch_marks_the_session_active() {
     guard!(|| {
